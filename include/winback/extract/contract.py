@@ -1,0 +1,108 @@
+"""The input data contract (v1) as data: entities, their columns, types and keys.
+
+This mirrors ``shared/spec/data-contract.md``; the raw tables in ``sql/bootstrap.sql``
+have the same columns. Validation, readers and the loader all work from these specs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # text | date | numeric | timestamp | integer | boolean
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    key: str
+    columns: tuple[Column, ...]
+    # The column that must not lie after the as-of date (a sale "in the future").
+    event_date: str | None = None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def has_updated_at(self) -> bool:
+        return "updated_at" in self.column_names
+
+
+SALES_LINES = Entity(
+    name="sales_lines",
+    key="line_id",
+    event_date="order_date",
+    columns=(
+        Column("line_id", "text", True),
+        Column("order_id", "text", True),
+        Column("client_id", "text", True),
+        Column("order_date", "date", True),
+        Column("quantity", "numeric", True),
+        Column("net_amount", "numeric", True),
+        Column("cost_amount", "numeric"),
+        Column("product_id", "text"),
+        Column("channel", "text"),
+        Column("status", "text"),
+        Column("updated_at", "timestamp"),
+    ),
+)
+
+CLIENTS = Entity(
+    name="clients",
+    key="client_id",
+    columns=(
+        Column("client_id", "text", True),
+        Column("name", "text"),
+        Column("region", "text"),
+        Column("industry", "text"),
+        Column("manager_id", "text"),
+        Column("acquisition_channel", "text"),
+        Column("potential_revenue", "numeric"),
+        Column("email", "text"),
+        Column("phone", "text"),
+        Column("created_at", "timestamp"),
+        Column("updated_at", "timestamp"),
+    ),
+)
+
+MANAGERS = Entity(
+    name="managers",
+    key="manager_id",
+    columns=(
+        Column("manager_id", "text", True),
+        Column("name", "text"),
+        Column("team", "text"),
+        Column("active", "boolean"),
+    ),
+)
+
+CONTACTS = Entity(
+    name="contacts",
+    key="contact_id",
+    event_date="contact_at",
+    columns=(
+        Column("contact_id", "text", True),
+        Column("client_id", "text"),
+        Column("manager_id", "text"),
+        Column("contact_at", "timestamp", True),
+        Column("channel", "text", True),
+        Column("direction", "text"),
+        Column("outcome", "text"),
+        Column("loss_reason", "text"),
+        Column("nps_score", "integer"),
+        Column("notes", "text"),
+        Column("updated_at", "timestamp"),
+    ),
+)
+
+ENTITIES: dict[str, Entity] = {e.name: e for e in (SALES_LINES, CLIENTS, MANAGERS, CONTACTS)}
+SALES_STATUSES = frozenset({"completed", "cancelled", "returned"})

@@ -1,0 +1,310 @@
+"""Load deliveries into the raw layer: validate, COPY, de-duplicate, upsert, audit.
+
+One call loads every delivery of one entity in ONE warehouse transaction:
+
+1. each row is validated; good rows stream by COPY (in bounded chunks) into a temporary
+   table, bad rows into a temporary reject table with their reason;
+2. duplicate keys inside one delivery are moved to the rejects (the first one stays);
+3. if the quarantined share passes the limit, only the quarantine rows are kept and the
+   run fails; otherwise the rows are upserted into ``raw.<entity>`` by business key (the
+   latest ``updated_at`` wins; identical rows are left untouched, so a re-run changes
+   nothing), and the quarantine rows, landed files and watermark are written;
+4. commit. A crash anywhere before the commit leaves the raw tables as they were.
+
+The audit row in ``audit.load_runs`` is written on its own connection, so a failed run
+is recorded as failed even though its data was rolled back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from winback.extract.contract import Entity
+from winback.extract.sources import Delivery
+from winback.extract.validation import MissingColumnsError, RowValidator
+
+log = logging.getLogger(__name__)
+
+
+class QuarantineLimitExceeded(RuntimeError):
+    """Too large a share of the rows broke the contract: the run loads nothing."""
+
+
+class DeliveryRejected(RuntimeError):
+    """At least one delivery was rejected whole (e.g. a missing required column)."""
+
+
+@dataclass
+class LoadResult:
+    entity: str
+    load_id: int
+    source_kind: str
+    deliveries: int = 0
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
+    rows_quarantined: int = 0
+    watermark_before: dt.datetime | None = None
+    watermark_after: dt.datetime | None = None
+    drift_columns: list[str] = field(default_factory=list)
+    unknown_keys: int | None = None
+    rejected: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def summary(self) -> dict:
+        data = asdict(self)
+        for key in ("watermark_before", "watermark_after"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+
+def _chunks(rows: Iterable, size: int) -> Iterator[list]:
+    chunk: list = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def copy_chunk(cur: psycopg.Cursor, statement: sql.Composable, rows: list[tuple]) -> None:
+    """COPY one bounded chunk (a separate function so tests can inject a failure)."""
+    with cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+class RawLoader:
+    """Loads the deliveries of one entity into ``raw.<entity>``; see the module docstring."""
+
+    def __init__(self, warehouse_dsn: str, entity: Entity, *, as_of: dt.date, timezone: str,
+                 quarantine_max_share: float, chunk_rows: int, dag_run_id: str | None = None):
+        self.dsn = warehouse_dsn
+        self.entity = entity
+        self.as_of = as_of
+        self.timezone = timezone
+        self.max_share = quarantine_max_share
+        self.chunk_rows = chunk_rows
+        self.dag_run_id = dag_run_id
+
+    # ---- audit (own autocommit connection) ----------------------------------------------
+    def _audit_start(self, source_kind: str) -> LoadResult:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            load_id = conn.execute(
+                "insert into audit.load_runs (dag_run_id, logical_date, entity, source_kind) "
+                "values (%s, %s, %s, %s) returning load_id",
+                (self.dag_run_id, self.as_of, self.entity.name, source_kind),
+            ).fetchone()[0]
+        return LoadResult(entity=self.entity.name, load_id=load_id, source_kind=source_kind)
+
+    def _audit_finish(self, result: LoadResult, status: str, message: str | None, objects: list[str]) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                """update audit.load_runs set status = %s, message = %s, finished_at = now(),
+                       duration_s = %s, source_object = %s, rows_read = %s, rows_inserted = %s,
+                       rows_updated = %s, rows_unchanged = %s, rows_quarantined = %s,
+                       watermark_before = %s, watermark_after = %s, drift_columns = %s, unknown_keys = %s
+                   where load_id = %s""",
+                (status, message, round(result.duration_s, 3), ", ".join(objects)[:4000] or None,
+                 result.rows_read, result.rows_inserted, result.rows_updated, result.rows_unchanged,
+                 result.rows_quarantined, result.watermark_before, result.watermark_after,
+                 result.drift_columns or None, result.unknown_keys, result.load_id),
+            )
+
+    # ---- the load -----------------------------------------------------------------------
+    def load(self, deliveries: Iterable[Delivery], source_kind: str,
+             watermark_before: dt.datetime | None = None) -> LoadResult:
+        started = time.monotonic()
+        result = self._audit_start(source_kind)
+        result.watermark_before = watermark_before
+        objects: list[str] = []
+        try:
+            with psycopg.connect(self.dsn) as conn:
+                conn.execute(sql.SQL("set timezone = {}").format(sql.Literal(self.timezone)))
+                self._create_temp_tables(conn)
+                landed = []
+                for index, delivery in enumerate(deliveries):
+                    objects.append(delivery.source_object)
+                    try:
+                        self._stage(conn, delivery, index, result)
+                    except MissingColumnsError as exc:
+                        result.rejected.append(str(exc))
+                        log.error("%s", exc)
+                        continue
+                    result.deliveries += 1
+                    if delivery.checksum:
+                        landed.append(delivery)
+                self._reject_duplicates(conn)
+                result.rows_quarantined = conn.execute("select count(*) from _rejects").fetchone()[0]
+                self._store_quarantine(conn, result.load_id, source_kind)
+                share = result.rows_quarantined / result.rows_read if result.rows_read else 0.0
+                if share > self.max_share:
+                    conn.commit()  # keep the quarantine rows for diagnosis, load nothing else
+                    raise QuarantineLimitExceeded(
+                        f"{self.entity.name}: {result.rows_quarantined} of {result.rows_read} rows "
+                        f"({share:.1%}) broke the contract, above the limit of {self.max_share:.1%} "
+                        "(WINBACK_QUARANTINE_MAX_SHARE); nothing was loaded, see audit.quarantine "
+                        f"where load_id = {result.load_id}"
+                    )
+                self._upsert(conn, result)
+                self._record_landed_files(conn, landed, result.load_id)
+                self._advance_watermark(conn, result)
+                result.unknown_keys = self._count_unknown_keys(conn)
+                conn.commit()
+        except BaseException as exc:
+            result.duration_s = time.monotonic() - started
+            self._audit_finish(result, "failed", f"{type(exc).__name__}: {exc}"[:2000], objects)
+            raise
+        result.duration_s = time.monotonic() - started
+        status = "rejected" if result.rejected else "success"
+        self._audit_finish(result, status, "; ".join(result.rejected) or None, objects)
+        log.info("loaded %s: %s", self.entity.name, result.summary())
+        if result.rejected:
+            raise DeliveryRejected("; ".join(result.rejected))
+        return result
+
+    def _create_temp_tables(self, conn: psycopg.Connection) -> None:
+        raw = sql.Identifier("raw", self.entity.name)
+        conn.execute(sql.SQL(
+            "create temp table _incoming (like {} including defaults) on commit drop").format(raw))
+        conn.execute("alter table _incoming add column _row_number bigint, add column _delivery integer")
+        conn.execute(
+            "create temp table _rejects (source_object text, row_number bigint, raw_row text, reason text)"
+            " on commit drop")
+
+    def _stage(self, conn: psycopg.Connection, delivery: Delivery, index: int, result: LoadResult) -> None:
+        validator = RowValidator(self.entity, delivery.header, self.as_of, delivery.source_object)
+        for name in validator.drift_columns:
+            if name not in result.drift_columns:
+                result.drift_columns.append(name)
+        columns = [*self.entity.column_names, "_extra", "_source_object", "_load_id", "_row_number", "_delivery"]
+        copy_good = sql.SQL("copy _incoming ({}) from stdin").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)))
+        copy_bad = sql.SQL("copy _rejects (source_object, row_number, raw_row, reason) from stdin")
+        source = delivery.source_object
+        bad: list[tuple] = []
+
+        with conn.cursor() as cur:
+
+            def good_rows() -> Iterator[tuple]:
+                for number, values, reason in delivery.rows:
+                    result.rows_read += 1
+                    if reason is None:
+                        typed, reason = validator.validate(values)
+                        if typed is not None:
+                            typed.extend((source, result.load_id, number, index))
+                            yield typed
+                            continue
+                    bad.append((source, number, validator.raw_text(values), reason))
+                    if len(bad) >= self.chunk_rows:  # bounded memory even when every row is bad
+                        copy_chunk(cur, copy_bad, bad)
+                        bad.clear()
+
+            for chunk in _chunks(good_rows(), self.chunk_rows):
+                copy_chunk(cur, copy_good, chunk)
+            if bad:
+                copy_chunk(cur, copy_bad, bad)
+
+    def _reject_duplicates(self, conn: psycopg.Connection) -> None:
+        key = sql.Identifier(self.entity.key)
+        conn.execute(sql.SQL("""
+            with firsts as (
+                select _delivery, {key}, min(_row_number) as first_row
+                from _incoming group by _delivery, {key} having count(*) > 1
+            ), moved as (
+                delete from _incoming i using firsts f
+                where i._delivery = f._delivery and i.{key} = f.{key} and i._row_number > f.first_row
+                returning i.*, f.first_row
+            )
+            insert into _rejects (source_object, row_number, raw_row, reason)
+            select _source_object, _row_number,
+                   (to_jsonb(moved) - '_delivery' - '_load_id' - '_loaded_at' - 'first_row'
+                    - '_source_object' - '_row_number')::text,
+                   format('duplicate %s %s in this delivery (first at row %s)', {name}, {key}, first_row)
+            from moved
+        """).format(key=key, name=sql.Literal(self.entity.key)))
+
+    def _store_quarantine(self, conn: psycopg.Connection, load_id: int, source_kind: str) -> None:
+        conn.execute(
+            """insert into audit.quarantine (load_id, entity, source_kind, source_object, row_number, raw_row, reason)
+               select %s, %s, %s, source_object, row_number, raw_row, reason from _rejects
+               order by source_object, row_number""",
+            (load_id, self.entity.name, source_kind),
+        )
+
+    def _upsert(self, conn: psycopg.Connection, result: LoadResult) -> None:
+        entity = self.entity
+        business = [*entity.column_names, "_extra"]
+        cols = sql.SQL(", ").join(map(sql.Identifier, business))
+        target = sql.Identifier("raw", entity.name)
+        key = sql.Identifier(entity.key)
+        # Several deliveries in one run may carry the same key: the latest updated_at wins,
+        # then the later delivery (a re-delivered file comes after the original).
+        order = sql.SQL("{}, updated_at desc nulls last, _delivery desc").format(key) if entity.has_updated_at \
+            else sql.SQL("{}, _delivery desc").format(key)
+        changed = sql.SQL("({}) is distinct from ({})").format(
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in business),
+            sql.SQL(", ").join(sql.SQL("excluded.{}").format(sql.Identifier(c)) for c in business))
+        if entity.has_updated_at:
+            changed += sql.SQL(" and (excluded.updated_at is null or t.updated_at is null"
+                               " or excluded.updated_at >= t.updated_at)")
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+            for c in [*business, "_source_object", "_load_id"])
+        query = sql.SQL("""
+            with upserted as (
+                insert into {target} as t ({cols}, _source_object, _load_id)
+                select distinct on ({key}) {cols}, _source_object, _load_id from _incoming order by {order}
+                on conflict ({key}) do update set {assignments}, _loaded_at = now()
+                where {changed}
+                returning (xmax = 0) as inserted
+            )
+            select count(*) filter (where inserted), count(*) filter (where not inserted),
+                   (select count(distinct {key}) from _incoming)
+            from upserted
+        """).format(target=target, cols=cols, key=key, order=order, assignments=assignments, changed=changed)
+        inserted, updated, distinct_keys = conn.execute(query).fetchone()
+        result.rows_inserted, result.rows_updated = inserted, updated
+        result.rows_unchanged = distinct_keys - inserted - updated
+
+    def _record_landed_files(self, conn: psycopg.Connection, landed: list[Delivery], load_id: int) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into audit.landed_files (file_url, checksum, entity, size_bytes, load_id)"
+                " values (%s, %s, %s, %s, %s) on conflict do nothing",
+                [(d.source_object, d.checksum, self.entity.name, d.size_bytes, load_id) for d in landed],
+            )
+
+    def _advance_watermark(self, conn: psycopg.Connection, result: LoadResult) -> None:
+        if result.source_kind != "sql" or not self.entity.has_updated_at:
+            return
+        newest = conn.execute("select max(updated_at) from _incoming").fetchone()[0]
+        candidates = [w for w in (result.watermark_before, newest) if w is not None]
+        result.watermark_after = max(candidates) if candidates else None
+        if result.watermark_after is not None:
+            conn.execute(
+                """insert into audit.watermarks (entity, watermark, load_id) values (%s, %s, %s)
+                   on conflict (entity) do update set watermark = excluded.watermark,
+                       load_id = excluded.load_id, updated_at = now()""",
+                (self.entity.name, result.watermark_after, result.load_id),
+            )
+
+    def _count_unknown_keys(self, conn: psycopg.Connection) -> int | None:
+        """Client ids referenced by this load that have no row in raw.clients (late-arriving)."""
+        if "client_id" not in self.entity.column_names or self.entity.name == "clients":
+            return None
+        return conn.execute(
+            "select count(distinct i.client_id) from _incoming i"
+            " where i.client_id is not null"
+            " and not exists (select 1 from raw.clients c where c.client_id = i.client_id)"
+        ).fetchone()[0]

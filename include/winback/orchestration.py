@@ -1,0 +1,153 @@
+"""What the DAG files share: defaults, Assets, alerting, task bodies, and running DAGs.
+
+DAG files stay thin (schedule, dependencies, Assets); the work is here and in the
+modules it calls. Nothing in this module touches a database at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from winback.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+OWNER = "winback-data-engineering"
+START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+# Extract order: reference entities first, so a sales line's client is known when it lands.
+EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
+
+
+# ----------------------------------------------------------------------------- Airflow setup
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment of a project-local Airflow (metadata DB: SQLite under the state dir)."""
+    return {
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        "WINBACK_PROJECT_DIR": str(settings.project_dir),
+    }
+
+
+def prepare_airflow(settings: Settings | None = None) -> dict[str, str]:
+    """Point this process at the project-local Airflow and migrate its metadata DB once.
+
+    Must run before ``airflow`` is imported (Airflow reads its configuration at import).
+    """
+    settings = settings or get_settings()
+    env = airflow_env(settings)
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    home = Path(os.environ["AIRFLOW_HOME"])
+    marker = home / ".winback-migrated"
+    if not marker.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        airflow_bin = Path(sys.executable).with_name("airflow")
+        done = subprocess.run([str(airflow_bin), "db", "migrate"], env=os.environ.copy(),
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{done.stderr[-2000:]}")
+        marker.write_text("ok\n")
+    return env
+
+
+def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None = None):
+    """Run one DAG run for real, in this process (Airflow's ``dag.test()``); return the DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    settings = get_settings()
+    bag = DagBag(dag_folder=str(settings.dags_dir))
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        raise KeyError(f"no DAG {dag_id!r} in {settings.dags_dir}")
+    return dag.test(logical_date=logical_date, run_conf=conf)
+
+
+# ----------------------------------------------------------------------------- DAG policy
+def nightly_timetable(settings: Settings):
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable(settings.extract_schedule, timezone=settings.timezone)
+
+
+def default_args(settings: Settings) -> dict[str, Any]:
+    return {
+        "owner": OWNER,
+        "retries": 3,
+        "retry_delay": dt.timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "on_failure_callback": [alert_on_failure],
+    }
+
+
+def raw_asset(entity: str):
+    from airflow.sdk import Asset
+
+    return Asset(name=f"winback.raw.{entity}", uri=f"winback://warehouse/raw/{entity}", group="winback-raw")
+
+
+def alert_on_failure(context: dict[str, Any]) -> None:
+    """Failure callback: one clear log line, plus a JSON POST to WINBACK_ALERT_WEBHOOK_URL if set."""
+    ti = context.get("task_instance") or context.get("ti")
+    dag_id = getattr(ti, "dag_id", "?")
+    task_id = getattr(ti, "task_id", "?")
+    error = context.get("exception")
+    message = f"winback ALERT: {dag_id}.{task_id} failed for run {context.get('run_id')}: {error}"
+    log.error(message)
+    url = get_settings().alert_webhook_url
+    if url:
+        body = json.dumps({"text": message, "dag_id": dag_id, "task_id": task_id}).encode()
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 (URL is the operator's setting)
+        except OSError as exc:  # an alert channel being down must not hide the original failure
+            log.error("winback ALERT: webhook %s unreachable: %s", url, exc)
+
+
+# ----------------------------------------------------------------------------- task bodies
+def as_of_from_context(settings: Settings) -> dt.date:
+    from airflow.sdk import get_current_context
+
+    from winback.extract import as_of_for
+
+    if settings.as_of_date:
+        return settings.as_of_date
+    context = get_current_context()
+    end = context.get("data_interval_end") or context["logical_date"]
+    return as_of_for(end, settings.timezone)
+
+
+def prepare_warehouse_task() -> None:
+    from winback import warehouse
+
+    warehouse.bootstrap(warehouse.warehouse_dsn())
+
+
+def extract_task(entity: str) -> dict[str, Any]:
+    """Extract one entity; contract failures fail the task without retries (retrying
+    cannot fix the data), infrastructure failures are retried with backoff."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk import get_current_context
+
+    from winback.extract import DeliveryRejected, QuarantineLimitExceeded, SourceError, extract_entity
+
+    settings = get_settings()
+    as_of = as_of_from_context(settings)
+    try:
+        result = extract_entity(entity, as_of=as_of, settings=settings, dag_run_id=get_current_context()["run_id"])
+    except (DeliveryRejected, QuarantineLimitExceeded, SourceError) as exc:
+        raise AirflowFailException(str(exc)) from None
+    return result.summary()
