@@ -9,6 +9,7 @@ user configured: each gets its own throw-away database.
 from __future__ import annotations
 
 import os
+import urllib.parse
 import uuid
 
 import psycopg
@@ -29,7 +30,8 @@ def pg_admin_dsn() -> str:
 
 
 def _with_db(admin_dsn: str, dbname: str) -> str:
-    return psycopg.conninfo.make_conninfo(admin_dsn, dbname=dbname)
+    """The admin URI with another database name (URIs, so settings and dbt accept them)."""
+    return urllib.parse.urlsplit(admin_dsn)._replace(path=f"/{dbname}").geturl()
 
 
 @pytest.fixture

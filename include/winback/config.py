@@ -57,7 +57,7 @@ def _config_file(project_dir: Path) -> Path:
 class Settings(BaseSettings):
     """Validated settings. Build with :func:`get_settings`, not directly."""
 
-    model_config = SettingsConfigDict(env_prefix="WINBACK_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="WINBACK_", extra="forbid", frozen=True, populate_by_name=True)
 
     project_dir: Path = Field(default_factory=_default_project_dir)
     # Local state: the embedded PostgreSQL data directory, AIRFLOW_HOME, the demo landing folder.

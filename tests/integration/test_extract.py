@@ -1,0 +1,303 @@
+"""The nightly extract against a real PostgreSQL: incremental, idempotent, atomic, quarantining."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+import pytest
+
+from winback.config import get_settings
+from winback.extract import DeliveryRejected, QuarantineLimitExceeded, extract_entity, loader
+
+pytestmark = pytest.mark.integration
+
+UTC = dt.UTC
+SALES_COLUMNS = ("line_id, order_id, client_id, order_date, quantity, net_amount, cost_amount, product_id, "
+                 "channel, status, updated_at")
+
+
+def create_source(source_dsn: str) -> None:
+    with psycopg.connect(source_dsn) as conn:
+        conn.execute("""create table public.sales_lines (
+            line_id text, order_id text, client_id text, order_date date, quantity numeric,
+            net_amount numeric, cost_amount numeric, product_id text, channel text, status text,
+            updated_at timestamptz)""")
+
+
+def put_lines(source_dsn: str, *lines: tuple) -> None:
+    """Insert or replace source lines: (line_id, client_id, order_date, net_amount, updated_at)."""
+    with psycopg.connect(source_dsn) as conn:
+        for line_id, client, day, amount, updated in lines:
+            conn.execute("delete from public.sales_lines where line_id = %s", (line_id,))
+            conn.execute(
+                f"insert into public.sales_lines ({SALES_COLUMNS}) values "
+                "(%s, %s, %s, %s, 1, %s, null, 'P1', 'direct', 'completed', %s)",
+                (line_id, f"O-{line_id}", client, day, amount, updated),
+            )
+
+
+def raw_lines(warehouse_dsn: str) -> dict[str, tuple]:
+    with psycopg.connect(warehouse_dsn) as conn:
+        rows = conn.execute(
+            "select line_id, net_amount, updated_at, _load_id, _loaded_at from raw.sales_lines").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def settings_for(warehouse_dsn, source_dsn, landing, **extra):
+    return get_settings(warehouse_url=warehouse_dsn, source_url=source_dsn, landing_url=str(landing),
+                        timezone="UTC", lookback_days=2, **extra)
+
+
+def at(day: str, hour: int = 12) -> dt.datetime:
+    return dt.datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+@pytest.fixture
+def sql_setup(warehouse_dsn, source_dsn, tmp_path):
+    create_source(source_dsn)
+    return warehouse_dsn, source_dsn, settings_for(warehouse_dsn, source_dsn, tmp_path)
+
+
+def test_incremental_pickup_across_nightly_runs(sql_setup):
+    warehouse_dsn, source_dsn, settings = sql_setup
+    put_lines(source_dsn, ("L1", "C1", "2025-01-01", 100, at("2025-01-01")),
+              ("L2", "C1", "2025-01-02", 50, at("2025-01-02")))
+    first = extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
+    assert (first.rows_read, first.rows_inserted) == (1, 1)  # L2 was updated after the as-of day
+    assert set(raw_lines(warehouse_dsn)) == {"L1"}
+
+    second = extract_entity("sales_lines", as_of=dt.date(2025, 1, 2), settings=settings)
+    assert second.rows_inserted == 1 and second.rows_unchanged == 1  # L1 re-read inside the lookback
+    put_lines(source_dsn, ("L3", "C2", "2025-01-03", 70, at("2025-01-03")))
+    third = extract_entity("sales_lines", as_of=dt.date(2025, 1, 3), settings=settings)
+    assert third.rows_inserted == 1
+    assert third.watermark_after == at("2025-01-03")
+    assert set(raw_lines(warehouse_dsn)) == {"L1", "L2", "L3"}
+
+
+def test_rerun_of_the_same_date_leaves_raw_exactly_as_before(sql_setup):
+    warehouse_dsn, source_dsn, settings = sql_setup
+    put_lines(source_dsn, ("L1", "C1", "2025-01-01", 100, at("2025-01-01")),
+              ("L2", "C2", "2025-01-01", 20, at("2025-01-01", 13)))
+    extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
+    before = raw_lines(warehouse_dsn)
+    again = extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, 2)
+    assert raw_lines(warehouse_dsn) == before  # including _load_id and _loaded_at
+
+
+def test_backfill_of_a_date_range_equals_one_late_run(sql_setup, make_database, tmp_path):
+    warehouse_dsn, source_dsn, settings = sql_setup
+    put_lines(source_dsn, *[(f"L{d}", "C1", f"2025-01-0{d}", 10 * d, at(f"2025-01-0{d}")) for d in range(1, 6)])
+    for day in range(1, 6):
+        extract_entity("sales_lines", as_of=dt.date(2025, 1, day), settings=settings)
+    other = make_database("wb_wh2")
+    from winback.warehouse import bootstrap
+
+    bootstrap(other)
+    extract_entity("sales_lines", as_of=dt.date(2025, 1, 5), settings=settings_for(other, source_dsn, tmp_path))
+
+    def business(dsn):
+        return {k: v[:2] for k, v in raw_lines(dsn).items()}
+
+    assert business(warehouse_dsn) == business(other)
+    assert len(business(warehouse_dsn)) == 5
+
+
+def test_backfilling_an_old_date_rereads_its_window_without_moving_the_watermark(sql_setup):
+    warehouse_dsn, source_dsn, settings = sql_setup
+    put_lines(source_dsn, ("L1", "C1", "2025-01-10", 100, at("2025-01-10")))
+    extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    # A line of Jan 3 appears in the source, older than the watermark and the lookback:
+    put_lines(source_dsn, ("L0", "C1", "2025-01-03", 5, at("2025-01-03")))
+    old = extract_entity("sales_lines", as_of=dt.date(2025, 1, 3), settings=settings)
+    assert old.rows_inserted == 1
+    assert old.watermark_after == at("2025-01-10")
+
+
+def test_late_update_inside_the_lookback_is_picked_up(sql_setup):
+    warehouse_dsn, source_dsn, settings = sql_setup
+    put_lines(source_dsn, ("L1", "C1", "2025-01-05", 100, at("2025-01-05", 20)))
+    extract_entity("sales_lines", as_of=dt.date(2025, 1, 5), settings=settings)
+    # A correction whose updated_at lies before the watermark (a slow source transaction
+    # committed late) but inside the 2-day lookback:
+    put_lines(source_dsn, ("L1", "C1", "2025-01-05", 90, at("2025-01-05", 19)),
+              ("L2", "C1", "2025-01-04", 40, at("2025-01-04", 8)))
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 6), settings=settings)
+    lines = raw_lines(warehouse_dsn)
+    assert "L2" in lines
+    # latest updated_at wins: the older correction of L1 must not overwrite the newer row
+    assert lines["L1"][0] == 100
+    assert result.rows_updated == 0
+
+
+def test_a_correction_with_a_newer_updated_at_wins(sql_setup):
+    warehouse_dsn, source_dsn, settings = sql_setup
+    put_lines(source_dsn, ("L1", "C1", "2025-01-05", 100, at("2025-01-05")))
+    extract_entity("sales_lines", as_of=dt.date(2025, 1, 5), settings=settings)
+    put_lines(source_dsn, ("L1", "C1", "2025-01-05", 80, at("2025-01-06")))
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 6), settings=settings)
+    assert result.rows_updated == 1
+    assert raw_lines(warehouse_dsn)["L1"][0] == 80
+
+
+def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_setup, monkeypatch):
+    warehouse_dsn, source_dsn, _ = sql_setup
+    settings = settings_for(warehouse_dsn, source_dsn, "/nonexistent", chunk_rows=100)
+    put_lines(source_dsn, *[(f"L{i:04d}", "C1", "2025-01-01", i, at("2025-01-01")) for i in range(350)])
+    real_copy = loader.copy_chunk
+    calls = {"n": 0}
+
+    def failing_copy(cur, statement, rows):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ConnectionError("network dropped in the middle of the load")
+        real_copy(cur, statement, rows)
+
+    monkeypatch.setattr(loader, "copy_chunk", failing_copy)
+    with pytest.raises(ConnectionError):
+        extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
+    assert raw_lines(warehouse_dsn) == {}
+    with psycopg.connect(warehouse_dsn) as conn:
+        status, message = conn.execute("select status, message from audit.load_runs").fetchone()
+        assert conn.execute("select count(*) from audit.watermarks").fetchone()[0] == 0
+    assert status == "failed" and "network dropped" in message
+
+    monkeypatch.setattr(loader, "copy_chunk", real_copy)
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
+    assert result.rows_inserted == 350
+    assert len(raw_lines(warehouse_dsn)) == 350
+
+
+# ------------------------------------------------------------------------------ file drops
+CONTACT_HEADER = "contact_id,client_id,manager_id,contact_at,channel,direction,outcome,loss_reason,nps_score,notes"
+
+
+def quarantine(warehouse_dsn):
+    with psycopg.connect(warehouse_dsn) as conn:
+        return conn.execute(
+            "select source_object, row_number, reason, raw_row from audit.quarantine order by quarantine_id"
+        ).fetchall()
+
+
+def test_every_bad_input_case_lands_in_quarantine_with_its_reason(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", quarantine_max_share=0.9)
+    (tmp_path / "sales_lines_20250110.csv").write_bytes(
+        b"line_id,order_id,client_id,order_date,quantity,net_amount,status\n"
+        b"L1,O1,C1,2025-01-10,1,100.00,completed\n"           # 1 good
+        b"L2,O1,C1,10/01/2025,1,100.00,completed\n"           # 2 unparseable date
+        b"L3,O1,C1,2025-01-10,one,100.00,completed\n"         # 3 unparseable number
+        b",O1,C1,2025-01-10,1,100.00,completed\n"             # 4 missing key
+        b"L5,O1,C1,2025-02-01,1,100.00,completed\n"           # 5 future order_date
+        b"L1,O9,C9,2025-01-09,1,5.00,completed\n"             # 6 duplicate key in one delivery
+        b"L7,O1,C\xff\xfe,2025-01-10,1,100.00,completed\n"    # 7 undecodable bytes
+        b"L8,O1,C1,2025-01-10,1\n"                            # 8 ragged row
+    )
+    (tmp_path / "contacts_20250110.csv").write_text(
+        CONTACT_HEADER + "\nK1,C1,M1,2025-01-10 10:00,call,outbound,reached,price,12,\n"
+        "K2,C1,M1,2025-01-10 11:00,email,outbound,reached,,9,\n")
+    sales = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    contacts = extract_entity("contacts", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (sales.rows_read, sales.rows_inserted, sales.rows_quarantined) == (8, 1, 7)
+    assert contacts.rows_quarantined == 1
+    reasons = {(obj.rsplit("/", 1)[-1], row): reason for obj, row, reason, _ in quarantine(warehouse_dsn)}
+    expected = {
+        ("sales_lines_20250110.csv", 2): "order_date is not an ISO date",
+        ("sales_lines_20250110.csv", 3): "quantity is not a number",
+        ("sales_lines_20250110.csv", 4): "missing line_id",
+        ("sales_lines_20250110.csv", 5): "after the as-of date",
+        ("sales_lines_20250110.csv", 6): "duplicate line_id L1 in this delivery (first at row 1)",
+        ("sales_lines_20250110.csv", 7): "undecodable bytes",
+        ("sales_lines_20250110.csv", 8): "row has 5 fields",
+        ("contacts_20250110.csv", 1): "nps_score 12 outside 0-10",
+    }
+    assert set(reasons) == set(expected)
+    for key, part in expected.items():
+        assert part in reasons[key], (key, reasons[key])
+    # the raw content is kept, readable, for every quarantined row
+    raw_of_row_5 = next(raw for obj, row, _, raw in quarantine(warehouse_dsn) if row == 5 and "sales" in obj)
+    assert "2025-02-01" in raw_of_row_5
+
+
+def test_a_missing_required_column_rejects_the_file_and_names_the_column(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    (tmp_path / "sales_lines_a.csv").write_text(
+        "line_id,order_id,order_date,quantity,net_amount\nL1,O1,2025-01-10,1,10\n")
+    (tmp_path / "sales_lines_b.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount\nL2,O2,C2,2025-01-10,1,20\n")
+    with pytest.raises(DeliveryRejected, match="'client_id'"):
+        extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert set(raw_lines(warehouse_dsn)) == {"L2"}  # the good file loads, nothing from the bad one
+    with psycopg.connect(warehouse_dsn) as conn:
+        status, message = conn.execute("select status, message from audit.load_runs").fetchone()
+        landed = [r[0] for r in conn.execute("select file_url from audit.landed_files")]
+    assert status == "rejected" and "sales_lines_a.csv" in message and "'client_id'" in message
+    assert [u.rsplit("/", 1)[-1] for u in landed] == ["sales_lines_b.csv"]
+
+
+def test_files_load_once_and_a_redelivery_with_corrections_loads_again(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    header = "line_id,order_id,client_id,order_date,quantity,net_amount,updated_at\n"
+    drop = tmp_path / "sales_lines_20250110.csv"
+    drop.write_text(header + "L1,O1,C1,2025-01-10,1,100,2025-01-10T10:00:00Z\n"
+                             "L2,O1,C1,2025-01-10,1,200,2025-01-10T10:00:00Z\n")
+    assert extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings).rows_inserted == 2
+    assert extract_entity("sales_lines", as_of=dt.date(2025, 1, 11), settings=settings).deliveries == 0
+    drop.write_text(header + "L1,O1,C1,2025-01-10,1,100,2025-01-10T10:00:00Z\n"
+                             "L2,O1,C1,2025-01-10,1,150,2025-01-11T09:00:00Z\n")
+    again = extract_entity("sales_lines", as_of=dt.date(2025, 1, 11), settings=settings)
+    assert (again.deliveries, again.rows_updated, again.rows_unchanged) == (1, 1, 1)
+    assert raw_lines(warehouse_dsn)["L2"][0] == 150
+    assert drop.exists()  # the user's files are never deleted
+
+
+def test_schema_drift_keeps_extra_columns_and_reports_them(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    (tmp_path / "sales_lines_x.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount,warehouse_code\nL1,O1,C1,2025-01-10,1,10,W7\n")
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert result.drift_columns == ["warehouse_code"]
+    with psycopg.connect(warehouse_dsn) as conn:
+        extra = conn.execute("select _extra from raw.sales_lines").fetchone()[0]
+        drift = conn.execute("select drift_columns from audit.load_runs").fetchone()[0]
+    assert extra == {"warehouse_code": "W7"} and drift == ["warehouse_code"]
+
+
+def test_quarantine_share_above_the_limit_fails_and_loads_nothing(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", quarantine_max_share=0.2)
+    (tmp_path / "sales_lines_x.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount\n"
+        "L1,O1,C1,2025-01-10,1,10\nL2,O1,C1,2025-01-10,1,x\nL3,O1,C1,2025-01-10,1,y\n")
+    with pytest.raises(QuarantineLimitExceeded, match="2 of 3 rows"):
+        extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert raw_lines(warehouse_dsn) == {}
+    assert len(quarantine(warehouse_dsn)) == 2
+    with psycopg.connect(warehouse_dsn) as conn:
+        assert conn.execute("select count(*) from audit.landed_files").fetchone()[0] == 0
+
+
+def test_parquet_drops_load_like_csv(warehouse_dsn, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    table = pa.table({"line_id": ["L1", "L2"], "order_id": ["O1", "O1"], "client_id": ["C1", "C1"],
+                      "order_date": [dt.date(2025, 1, 9), dt.date(2025, 1, 10)], "quantity": [1.0, -1.0],
+                      "net_amount": [10.5, -10.5], "status": ["completed", "returned"]})
+    pq.write_table(table, tmp_path / "sales_lines_20250110.parquet")
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert result.rows_inserted == 2
+    assert raw_lines(warehouse_dsn)["L2"][0] == -10.5
+
+
+def test_unknown_client_keys_are_kept_and_counted(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    (tmp_path / "clients.csv").write_text("client_id,name\nC1,Acme\n")
+    (tmp_path / "sales_lines_x.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount\n"
+        "L1,O1,C1,2025-01-10,1,10\nL2,O2,C404,2025-01-10,1,10\n")
+    extract_entity("clients", as_of=dt.date(2025, 1, 10), settings=settings)
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert result.unknown_keys == 1
+    assert set(raw_lines(warehouse_dsn)) == {"L1", "L2"}
