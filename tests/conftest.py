@@ -18,6 +18,13 @@ from psycopg import sql
 
 from winback import warehouse
 from winback.config import get_settings
+from winback.orchestration import airflow_env
+
+# Tests get their own Airflow home (metadata DB) so they never touch the demo's, set
+# before anything imports airflow (Airflow reads its configuration at import).
+_TEST_SETTINGS = get_settings()
+os.environ.update(airflow_env(_TEST_SETTINGS))
+os.environ["AIRFLOW_HOME"] = str(_TEST_SETTINGS.state_dir / "test-airflow")
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +71,12 @@ def warehouse_dsn(make_database) -> str:
 def source_dsn(make_database) -> str:
     """An empty database standing in for the sales system."""
     return make_database("wb_src")
+
+
+@pytest.fixture(scope="session")
+def airflow_home():
+    """The tests' Airflow metadata DB, migrated once per machine."""
+    from winback.orchestration import prepare_airflow
+
+    prepare_airflow(_TEST_SETTINGS)
+    return os.environ["AIRFLOW_HOME"]

@@ -93,6 +93,15 @@ def default_args(settings: Settings) -> dict[str, Any]:
     }
 
 
+def logical_date_for(as_of: dt.date, settings: Settings) -> dt.datetime:
+    """The nightly run that describes ``as_of``: the first scheduled time on the next day."""
+    from croniter import croniter
+
+    from winback.extract import day_end
+
+    return croniter(settings.extract_schedule, day_end(as_of, settings.timezone)).get_next(dt.datetime)
+
+
 def raw_asset(entity: str):
     from airflow.sdk import Asset
 
@@ -139,8 +148,8 @@ def prepare_warehouse_task() -> None:
 def extract_task(entity: str) -> dict[str, Any]:
     """Extract one entity; contract failures fail the task without retries (retrying
     cannot fix the data), infrastructure failures are retried with backoff."""
-    from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
 
     from winback.extract import DeliveryRejected, QuarantineLimitExceeded, SourceError, extract_entity
 

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 SCHEMAS = ("raw", "audit", "staging", "intermediate", "marts", "kpi_staging", "reporting")
 ROLES = ("winback_loader", "winback_transformer", "winback_bi_reader")
+# Applied in this order by bootstrap(): the layers, then the published reporting layer.
+BOOTSTRAP_SCRIPTS = ("bootstrap.sql", "reporting.sql")
 
 _embedded = {}
 
@@ -124,11 +126,14 @@ def connect(dsn: str | None = None, **kwargs) -> Iterator[psycopg.Connection]:
 
 def bootstrap(dsn: str | None = None) -> None:
     """Create schemas, roles, grants and the raw/audit tables. Idempotent."""
-    ddl = resources.files("winback").joinpath("sql/bootstrap.sql").read_text()
+    scripts = resources.files("winback").joinpath("sql")
     with connect(dsn) as conn:
         # One transaction, and an advisory lock so concurrent bootstraps do not race on
         # CREATE ROLE (roles are cluster-wide, so two databases on one server share them).
         conn.execute("select pg_advisory_xact_lock(hashtext('winback.bootstrap'))")
-        conn.execute(ddl)
+        for name in BOOTSTRAP_SCRIPTS:
+            script = scripts.joinpath(name)
+            if script.is_file():
+                conn.execute(script.read_text())
         conn.execute(sql.SQL("grant connect on database {} to winback_bi_reader").format(
             sql.Identifier(conn.info.dbname)))

@@ -75,3 +75,24 @@ def test_header_matching_ignores_case_and_spaces():
     validator = RowValidator(SALES_LINES, [" Line_ID", "ORDER_ID", "client_id", "order_date", "quantity",
                                           "net_amount"], AS_OF, "f.csv")
     assert validator.validate(["L1", "O1", "C1", "2025-03-01", "1", "10"])[1] is None
+
+
+def test_a_run_describes_the_last_full_local_day_before_it():
+    from winback.extract import as_of_for
+
+    night = dt.datetime(2025, 3, 24, 2, 30, tzinfo=dt.UTC)
+    assert as_of_for(night, "UTC") == dt.date(2025, 3, 23)
+    assert as_of_for(dt.datetime(2025, 3, 24, 0, 0, tzinfo=dt.UTC), "UTC") == dt.date(2025, 3, 23)
+    # 23:30 UTC on the 23rd is already 02:30 on the 24th in Moscow
+    assert as_of_for(dt.datetime(2025, 3, 23, 23, 30, tzinfo=dt.UTC), "Europe/Moscow") == dt.date(2025, 3, 23)
+
+
+def test_the_nightly_run_for_a_date_is_scheduled_the_next_morning():
+    from winback.config import get_settings
+    from winback.extract import as_of_for
+    from winback.orchestration import logical_date_for
+
+    settings = get_settings(extract_schedule="30 2 * * *", timezone="Europe/Berlin")
+    logical = logical_date_for(dt.date(2025, 3, 23), settings)
+    assert (logical.day, logical.hour, logical.minute) == (24, 2, 30)
+    assert as_of_for(logical, "Europe/Berlin") == dt.date(2025, 3, 23)

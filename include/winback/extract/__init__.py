@@ -31,7 +31,7 @@ SQL_CAPABLE = ("sales_lines", "clients", "managers")
 def as_of_for(data_interval_end: dt.datetime, timezone: str) -> dt.date:
     """The last full local day before the data interval end (see the module docstring)."""
     local = data_interval_end.astimezone(zoneinfo.ZoneInfo(timezone))
-    return (local - dt.timedelta(microseconds=1)).date()
+    return local.date() - dt.timedelta(days=1)
 
 
 def day_end(day: dt.date, timezone: str) -> dt.datetime:
