@@ -144,7 +144,7 @@ def test_a_correction_with_a_newer_updated_at_wins(sql_setup):
 
 def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_setup, monkeypatch):
     warehouse_dsn, source_dsn, _ = sql_setup
-    settings = settings_for(warehouse_dsn, source_dsn, "/nonexistent", chunk_rows=100)
+    settings = settings_for(warehouse_dsn, source_dsn, "/nonexistent", chunk_bytes=4096)
     put_lines(source_dsn, *[(f"L{i:04d}", "C1", "2025-01-01", i, at("2025-01-01")) for i in range(350)])
     real_copy = loader.copy_chunk
     calls = {"n": 0}
@@ -301,3 +301,34 @@ def test_unknown_client_keys_are_kept_and_counted(warehouse_dsn, tmp_path):
     result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
     assert result.unknown_keys == 1
     assert set(raw_lines(warehouse_dsn)) == {"L1", "L2"}
+
+
+def test_more_contract_breaches_are_caught_in_the_database(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", quarantine_max_share=0.9)
+    (tmp_path / "sales_lines_1.csv").write_bytes(
+        b"line_id,order_id,client_id,order_date,quantity,net_amount,status\n"
+        b"L1,O1,C1,2025-01-10,1,NaN,completed\n"
+        b"L2,O1,C1,2025-02-30,1,10,completed\n"
+        b"L3,O1,C1,2025-01-10,1,10,lost\n"
+        b"L4,O1,C1,2025-01-10,1,10,\n"
+        b"L5,O1,C1,2025-01-10,1,10,CANCELLED\n"
+        b"L6,O1,C1,2025-01-10,1,1\x00,completed\n")
+    (tmp_path / "managers.csv").write_text("manager_id,name,active\nM1,Ann,yes\nM2,Bob,maybe\n")
+    (tmp_path / "contacts_1.csv").write_text(
+        "contact_id,contact_at,channel,nps_score\nK1,2025-01-10 10:00,call,7.5\nK2,2025-01-10 10:00,call,\n")
+    extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    extract_entity("managers", as_of=dt.date(2025, 1, 10), settings=settings)
+    extract_entity("contacts", as_of=dt.date(2025, 1, 10), settings=settings)
+    reasons = {(obj.rsplit("/", 1)[-1], row): reason for obj, row, reason, _ in quarantine(warehouse_dsn)}
+    assert "net_amount is not a number" in reasons[("sales_lines_1.csv", 1)]
+    assert "order_date is not an ISO date" in reasons[("sales_lines_1.csv", 2)]
+    assert "unknown status" in reasons[("sales_lines_1.csv", 3)]
+    assert "NUL byte" in reasons[("sales_lines_1.csv", 6)]
+    assert "active is not a boolean" in reasons[("managers.csv", 2)]
+    assert "nps_score is not an integer" in reasons[("contacts_1.csv", 1)]
+    assert len(reasons) == 6
+    with psycopg.connect(warehouse_dsn) as conn:
+        statuses = dict(conn.execute("select line_id, status from raw.sales_lines").fetchall())
+        active = conn.execute("select active from raw.managers where manager_id = 'M1'").fetchone()[0]
+    assert statuses == {"L4": "completed", "L5": "cancelled"}  # default and normalised case
+    assert active is True

@@ -50,7 +50,7 @@ def _watermark(dsn: str, entity: str) -> dt.datetime | None:
     return row[0] if row else None
 
 
-def _new_files(dsn: str, landing: str, entity: Entity) -> Iterator[Delivery]:
+def _new_files(dsn: str, landing: str, entity: Entity, chunk_bytes: int) -> Iterator[Delivery]:
     """Files not loaded before (by URL and content checksum), opened one at a time."""
     with psycopg.connect(dsn) as conn:
         seen = {(u, c) for u, c in conn.execute(
@@ -58,7 +58,7 @@ def _new_files(dsn: str, landing: str, entity: Entity) -> Iterator[Delivery]:
     for url in discover_files(landing, entity):
         checksum, size = file_checksum(url)
         if (url, checksum) not in seen:
-            yield read_file(url, entity, checksum, size)
+            yield read_file(url, entity, checksum, size, chunk_bytes)
 
 
 def extract_entity(
@@ -75,9 +75,9 @@ def extract_entity(
     kind = source_kind_for(entity_name, settings)
     loader = RawLoader(dsn, entity, as_of=as_of, timezone=settings.timezone,
                        quarantine_max_share=settings.quarantine_max_share,
-                       chunk_rows=settings.chunk_rows, dag_run_id=dag_run_id)
+                       dag_run_id=dag_run_id)
     if kind == "files":
-        return loader.load(_new_files(dsn, settings.landing, entity), "files")
+        return loader.load(_new_files(dsn, settings.landing, entity, settings.chunk_bytes), "files")
 
     before = _watermark(dsn, entity_name)
     lookback = dt.timedelta(days=settings.lookback_days)
@@ -87,5 +87,5 @@ def extract_entity(
     day_start = until - dt.timedelta(days=1)
     after = min(before, day_start) - lookback if before is not None else None
     deliveries = read_sql_table(warehouse.source_dsn(settings), entity, after, until, settings.timezone,
-                                fetch_rows=settings.chunk_rows)
+                                chunk_bytes=settings.chunk_bytes)
     return loader.load(deliveries, "sql", watermark_before=before)

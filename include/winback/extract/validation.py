@@ -1,25 +1,33 @@
-"""Row validation against the data contract.
+"""Row validation against the data contract, as one set-based SQL statement.
 
-Every source (a CSV or Parquet file, a table of the sales system) is read as rows of
-text values under a header. A row either comes out as the text values PostgreSQL's
-COPY will cast into the raw table's types, or as a reason for quarantine. The checks
-are cheap per row (compiled regexes and the C-implemented ISO parsers) because they run
-on every line of every load.
+Every delivery is first COPYed as text into a temporary *landing* table whose columns are
+the delivery's own header. This module builds the statement that checks every landing
+row at once inside PostgreSQL — required values, ISO dates and timestamps, numbers,
+``nps_score`` 0–10, known ``status``, nothing after the as-of date — and moves each row
+either, cast to the raw table's types, into ``_incoming`` or, with its reason, into
+``_rejects``. Doing this in the database instead of per row in Python is what keeps the
+extract close to the speed of a plain COPY (see ``bench/``).
+
+Requires PostgreSQL 16+ (``pg_input_is_valid``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 from collections.abc import Sequence
+
+from psycopg import sql
 
 from winback.extract.contract import SALES_STATUSES, Entity
 
-_NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-_BOOLEANS = {"true": "t", "t": "t", "1": "t", "yes": "t", "y": "t",
-             "false": "f", "f": "f", "0": "f", "no": "f", "n": "f"}
+# ISO 8601 only: PostgreSQL alone would also accept '10/01/2025' under some DateStyles.
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+# An ISO date first; pg_input_is_valid then checks the rest of the timestamp.
+_ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}($|[T ])"
+# PostgreSQL's numeric also reads NaN and infinities, which are no amounts.
+_SPECIAL_NUMBERS = "%(nan|inf)%"
+_BOOLEANS_TRUE = ("true", "t", "1", "yes", "y")
+_BOOLEANS_FALSE = ("false", "f", "0", "no", "n")
 
 
 class MissingColumnsError(ValueError):
@@ -33,100 +41,121 @@ class MissingColumnsError(ValueError):
         )
 
 
-class RowValidator:
-    """Validates the rows of one delivery (a file or a table read) of one entity."""
+def landing_columns(header: Sequence[str]) -> list[str]:
+    """Column names for the landing table: the header, trimmed, unique, at most 63 bytes."""
+    names: list[str] = []
+    for position, raw in enumerate(header, start=1):
+        name = (raw or "").strip()[:60] or f"column_{position}"
+        candidate, suffix = name, 2
+        while candidate.lower() in (n.lower() for n in names):
+            candidate, suffix = f"{name}_{suffix}", suffix + 1
+        names.append(candidate)
+    return names
 
-    def __init__(self, entity: Entity, header: Sequence[str], as_of: dt.date, source_object: str):
-        normalized = [h.strip().lower() for h in header]
-        missing = [c for c in entity.required if c not in normalized]
+
+class DeliveryColumns:
+    """Maps a delivery's header onto the entity's contract columns."""
+
+    def __init__(self, entity: Entity, header: Sequence[str], source_object: str):
+        self.entity = entity
+        self.landing = landing_columns(header)
+        by_lower = {}
+        for name in self.landing:
+            by_lower.setdefault(name.lower(), name)
+        missing = [c for c in entity.required if c not in by_lower]
         if missing:
             raise MissingColumnsError(entity.name, source_object, missing)
-        self.entity = entity
-        self.header = list(header)
-        self.width = len(header)
-        self.as_of = as_of
-        self.positions = [normalized.index(c.name) if c.name in normalized else None for c in entity.columns]
-        known = set(entity.column_names)
+        self.source_of = {c: by_lower.get(c) for c in entity.column_names}
+        used = {v for v in self.source_of.values() if v}
         # Columns the contract does not know are kept as JSON (schema drift), never dropped.
-        self.extra = [(i, h) for i, h in enumerate(header) if normalized[i] not in known]
-        self.drift_columns = [h for _, h in self.extra]
-        self._checks = [self._checker(c.name, c.type, c.required) for c in entity.columns]
+        self.drift = [n for n in self.landing if n not in used]
 
-    def _checker(self, name: str, kind: str, required: bool):
-        as_of = self.as_of
-        is_event_date = name == self.entity.event_date
+    def _value(self, column: str) -> sql.Composable:
+        source = self.source_of[column]
+        if source is None:
+            return sql.SQL("null::text")
+        # COPY already reads an unquoted empty field as NULL; a quoted "" is empty text.
+        return sql.SQL("nullif({}, '')").format(sql.Identifier(source))
 
-        def check(value: str | None) -> str | None:
-            if value is None or value == "":
-                if required:
-                    raise _Bad(f"missing {name}")
-                return "completed" if name == "status" else None
-            value = value.strip()
-            if kind == "text":
-                if name == "status":
-                    value = value.lower()
-                    if value not in SALES_STATUSES:
-                        raise _Bad(f"unknown status {value!r}")
-                return value
-            if kind == "numeric":
-                if not _NUMERIC.fullmatch(value):
-                    raise _Bad(f"{name} is not a number: {value!r}")
-                return value
-            if kind == "integer":
-                if not _INTEGER.fullmatch(value):
-                    raise _Bad(f"{name} is not an integer: {value!r}")
-                if name == "nps_score" and not 0 <= int(value) <= 10:
-                    raise _Bad(f"nps_score {value} outside 0-10")
-                return value
-            if kind == "date":
-                try:
-                    day = dt.date.fromisoformat(value)
-                except ValueError:
-                    raise _Bad(f"{name} is not an ISO date: {value!r}") from None
-                if is_event_date and day > as_of:
-                    raise _Bad(f"{name} {day} is after the as-of date {as_of}")
-                return value
-            if kind == "timestamp":
-                try:
-                    moment = dt.datetime.fromisoformat(value)
-                except ValueError:
-                    raise _Bad(f"{name} is not an ISO timestamp: {value!r}") from None
-                if is_event_date and moment.date() > as_of:
-                    raise _Bad(f"{name} {value} is after the as-of date {as_of}")
-                return value
-            if kind == "boolean":
-                flag = _BOOLEANS.get(value.lower())
-                if flag is None:
-                    raise _Bad(f"{name} is not a boolean: {value!r}")
-                return flag
-            raise AssertionError(f"unknown column type {kind}")
+    def _reason_cases(self, as_of: dt.date) -> list[sql.Composable]:
+        cases: list[sql.Composable] = []
+        event = self.entity.event_date
+        for column in self.entity.columns:
+            if self.source_of[column.name] is None:
+                continue
+            value = self._value(column.name)
+            name = sql.Literal(column.name)
+            shown = sql.SQL("quote_literal({})").format(value)
+            if column.required:
+                cases.append(sql.SQL("when {v} is null then 'missing ' || {n}").format(v=value, n=name))
+            if column.type == "numeric":
+                cases.append(sql.SQL(
+                    "when not pg_input_is_valid({v}, 'numeric') or lower({v}) similar to {special} "
+                    "then {n} || ' is not a number: ' || {s}").format(
+                    v=value, special=sql.Literal(_SPECIAL_NUMBERS), n=name, s=shown))
+            elif column.type == "integer":
+                cases.append(sql.SQL("when not pg_input_is_valid({v}, 'integer') "
+                                     "then {n} || ' is not an integer: ' || {s}").format(v=value, n=name, s=shown))
+                if column.name == "nps_score":
+                    cases.append(sql.SQL("when {v}::integer not between 0 and 10 "
+                                         "then 'nps_score ' || {v} || ' outside 0-10'").format(v=value))
+            elif column.type == "date":
+                cases.append(sql.SQL(
+                    "when {v} !~ {rx} or not pg_input_is_valid({v}, 'date') "
+                    "then {n} || ' is not an ISO date: ' || {s}").format(
+                    v=value, rx=sql.Literal(_ISO_DATE), n=name, s=shown))
+            elif column.type == "timestamp":
+                cases.append(sql.SQL(
+                    "when {v} !~ {rx} or not pg_input_is_valid({v}, 'timestamptz') "
+                    "then {n} || ' is not an ISO timestamp: ' || {s}").format(
+                    v=value, rx=sql.Literal(_ISO_TIMESTAMP), n=name, s=shown))
+            elif column.type == "boolean":
+                cases.append(sql.SQL("when lower({v}) <> all({ok}) then {n} || ' is not a boolean: ' || {s}").format(
+                    v=value, ok=sql.Literal(list(_BOOLEANS_TRUE + _BOOLEANS_FALSE)), n=name, s=shown))
+            if column.name == "status":
+                cases.append(sql.SQL("when lower({v}) <> all({ok}) then 'unknown status ' || {s}").format(
+                    v=value, ok=sql.Literal(sorted(SALES_STATUSES)), s=shown))
+            if column.name == event:
+                cast = "date" if column.type == "date" else "timestamptz"
+                cases.append(sql.SQL(
+                    "when {v}::{t}::date > {d} then {n} || ' ' || {v} || ' is after the as-of date ' || {d}"
+                ).format(v=value, t=sql.SQL(cast), d=sql.Literal(as_of), n=name))
+        return cases
 
-        return check
+    def _typed(self, column: str, kind: str) -> sql.Composable:
+        value = self._value(column)
+        if column == "status":
+            return sql.SQL("coalesce(lower({}), 'completed')").format(value)
+        if kind == "boolean":
+            return sql.SQL("(lower({}) = any({}))").format(value, sql.Literal(list(_BOOLEANS_TRUE)))
+        cast = {"text": None, "numeric": "numeric", "integer": "integer", "date": "date",
+                "timestamp": "timestamptz"}[kind]
+        return value if cast is None else sql.SQL("{}::{}").format(value, sql.SQL(cast))
 
-    def validate(self, values: Sequence[str | None]) -> tuple[list[str | None] | None, str | None]:
-        """Return (typed text values + _extra JSON, None) or (None, reason)."""
-        if len(values) != self.width:
-            return None, f"row has {len(values)} fields, the header has {self.width}"
-        try:
-            out = [check(values[pos] if pos is not None else None)
-                   for check, pos in zip(self._checks, self.positions, strict=True)]
-        except _Bad as bad:
-            return None, str(bad)
-        for value in out:
-            if value is not None and "\x00" in value:
-                return None, "NUL byte in a value"
-        extra = {name: values[i] for i, name in self.extra if values[i] not in (None, "")}
-        out.append(json.dumps(extra, ensure_ascii=False) if extra else None)
-        return out, None
-
-    def raw_text(self, values: Sequence[str | None]) -> str:
-        """The raw row as JSON (header -> value when the shape fits), for the quarantine."""
-        if len(values) == self.width:
-            payload: object = dict(zip(self.header, values, strict=True))
-        else:
-            payload = list(values)
-        return json.dumps(payload, ensure_ascii=False, default=str)
-
-
-class _Bad(Exception):
-    pass
+    def move_statement(self, as_of: dt.date, source_object: str, load_id: int, delivery: int) -> sql.Composed:
+        """Check every ``_landing`` row; good rows into ``_incoming``, bad into ``_rejects``."""
+        cases = self._reason_cases(as_of)
+        # CASE stops at the first failed check, so a cast only sees a value that passed its check.
+        reason = sql.SQL("case {} end").format(sql.SQL(" ").join(cases)) if cases else sql.SQL("null::text")
+        drift = sql.SQL("null::jsonb")
+        if self.drift:
+            drift = sql.SQL("nullif(jsonb_strip_nulls(jsonb_build_object({})), '{{}}'::jsonb)").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{}, nullif(btrim({}), '')").format(sql.Literal(n), sql.Identifier(n))
+                    for n in self.drift[:50]))
+        typed = sql.SQL(", ").join(self._typed(c.name, c.type) for c in self.entity.columns)
+        columns = sql.SQL(", ").join(map(sql.Identifier, [*self.entity.column_names, "_extra", "_source_object",
+                                                          "_load_id", "_row_number", "_delivery"]))
+        return sql.SQL("""
+            with checked as materialized (
+                select l.*, {reason} as _reason from _landing l
+            ), rejected as (
+                insert into _rejects (source_object, row_number, raw_row, reason)
+                select {source}, _row_number, (to_jsonb(c) - '_row_number' - '_reason')::text, _reason
+                from checked c where _reason is not null
+            )
+            insert into _incoming ({columns})
+            select {typed}, {drift}, {source}, {load_id}, _row_number, {delivery}
+            from checked l where _reason is null
+        """).format(reason=reason, source=sql.Literal(source_object), columns=columns,
+                    typed=typed, drift=drift, load_id=sql.Literal(load_id), delivery=sql.Literal(delivery))

@@ -44,8 +44,8 @@ create table if not exists raw.sales_lines (
     _load_id        bigint not null,
     _loaded_at      timestamptz not null default now()
 );
-create index if not exists sales_lines_client_date on raw.sales_lines (client_id, order_date);
-create index if not exists sales_lines_order_date on raw.sales_lines (order_date);
+-- No secondary indexes on purpose: raw is written in bulk every night and read in bulk
+-- by dbt; each extra index would cost the nightly load more than it saves the reads.
 
 create table if not exists raw.clients (
     client_id            text primary key,
@@ -93,7 +93,6 @@ create table if not exists raw.contacts (
     _load_id        bigint not null,
     _loaded_at      timestamptz not null default now()
 );
-create index if not exists contacts_client_at on raw.contacts (client_id, contact_at);
 
 -- ---------------------------------------------------------------- audit
 create table if not exists audit.load_runs (
