@@ -1,0 +1,156 @@
+-- ABC-XYZ class of every client at every closed quarter end E (int_quarters), for the
+-- clients with at least one non-cancelled line dated <= E.
+--
+-- Window: the four calendar quarters ending with E's quarter (12 months).
+-- ABC, among clients with window revenue > 0, ordered by revenue desc then client_id:
+--   revenue_before = revenue of the clients ranked before; A if revenue_before <
+--   abc_a_share x total, B if < abc_b_share x total, else C (exact numeric comparisons,
+--   the same as share_before < 0.80). Window revenue <= 0: N.
+-- XYZ for classed clients, over the 12 monthly net revenues (months without sales are 0):
+--   CV = population sd / mean; X if CV <= xyz_x_max_cv, Y if <= xyz_y_max_cv, else Z.
+--   Compared exactly: CV^2 = (12 * sum(m^2) - sum(m)^2) / sum(m)^2, so
+--   CV <= c  <=>  12 * sum(m^2) - sum(m)^2 <= c^2 * sum(m)^2.
+
+with quarters as (
+
+    select
+        quarter_end,
+        segment_window_start
+    from {{ ref('int_quarters') }}
+
+),
+
+client_days as (
+
+    select
+        client_id,
+        order_date,
+        net_amount
+    from {{ ref('int_client_days') }}
+
+),
+
+first_lines as (
+
+    select
+        client_id,
+        min(order_date) as first_line_date
+    from client_days
+    group by client_id
+
+),
+
+months as (
+
+    select
+        client_id,
+        {{ month_start('order_date') }} as month_start,
+        sum(net_amount) as net_amount
+    from client_days
+    group by client_id, {{ month_start('order_date') }}
+
+),
+
+population as (
+
+    select
+        quarters.quarter_end,
+        quarters.segment_window_start,
+        first_lines.client_id
+    from quarters
+    inner join first_lines
+        on quarters.quarter_end >= first_lines.first_line_date
+
+),
+
+windows as (
+
+    select
+        population.client_id,
+        population.quarter_end,
+        coalesce(sum(months.net_amount), 0) as window_revenue,
+        coalesce(sum(months.net_amount * months.net_amount), 0) as window_sum_of_squares
+    from population
+    left join months
+        on
+            population.client_id = months.client_id
+            and months.month_start between population.segment_window_start and population.quarter_end
+    group by population.client_id, population.quarter_end
+
+),
+
+ranked as (
+
+    select
+        client_id,
+        quarter_end,
+        row_number() over by_revenue as abc_rank,
+        coalesce(sum(window_revenue) over (
+            by_revenue rows between unbounded preceding and 1 preceding
+        ), 0) as revenue_before,
+        sum(window_revenue) over (partition by quarter_end) as total_revenue
+    from windows
+    where window_revenue > 0
+    window by_revenue as (partition by quarter_end order by window_revenue desc, client_id asc)
+
+),
+
+classed as (
+
+    select
+        windows.client_id,
+        windows.quarter_end,
+        windows.window_revenue,
+        ranked.abc_rank,
+        ranked.revenue_before / ranked.total_revenue as share_before,
+        case
+            when ranked.client_id is null then 'N'
+            when ranked.revenue_before < {{ var('abc_a_share') }} * ranked.total_revenue then 'A'
+            when ranked.revenue_before < {{ var('abc_b_share') }} * ranked.total_revenue then 'B'
+            else 'C'
+        end as abc_class,
+        -- 12 x the variance of the monthly revenues over the mean squared, times sum^2
+        12 * windows.window_sum_of_squares - windows.window_revenue * windows.window_revenue as scaled_variance,
+        windows.window_revenue * windows.window_revenue as scaled_mean_squared
+    from windows
+    left join ranked
+        on
+            windows.client_id = ranked.client_id
+            and windows.quarter_end = ranked.quarter_end
+
+),
+
+segmented as (
+
+    select
+        client_id,
+        quarter_end,
+        window_revenue,
+        abc_rank,
+        share_before,
+        abc_class,
+        case
+            when abc_class = 'N' then null
+            else round(sqrt(greatest(scaled_variance, 0)) / window_revenue, 4)
+        end as xyz_cv,
+        case
+            when abc_class = 'N' then 'N'
+            when scaled_variance <= {{ var('xyz_x_max_cv') }} * {{ var('xyz_x_max_cv') }} * scaled_mean_squared then 'X'
+            when scaled_variance <= {{ var('xyz_y_max_cv') }} * {{ var('xyz_y_max_cv') }} * scaled_mean_squared then 'Y'
+            else 'Z'
+        end as xyz_class
+    from classed
+
+)
+
+select
+    client_id,
+    quarter_end,
+    window_revenue,
+    abc_rank,
+    share_before,
+    abc_class,
+    xyz_cv,
+    xyz_class,
+    case when abc_class = 'N' then 'N' else abc_class || xyz_class end as abc_xyz_class
+from segmented

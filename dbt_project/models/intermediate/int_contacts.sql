@@ -1,0 +1,19 @@
+{{ config(materialized='view') }}
+
+-- CRM contacts matched to a client, dated on or before D.
+
+select
+    contact_id,
+    client_id,
+    manager_id,
+    contact_at,
+    contact_date,
+    channel,
+    direction,
+    outcome,
+    loss_reason,
+    nps_score
+from {{ ref('stg_crm__contacts') }}
+where
+    client_id is not null
+    and contact_date <= {{ as_of_date() }}

@@ -1,0 +1,38 @@
+-- Lost episodes. A purchase day p starts an episode on lost_date = p + T + 1 (T = the
+-- client's threshold, L by default) when the next purchase day is later than lost_date,
+-- or when there is none and lost_date <= D. The episode ends with a return on the first
+-- purchase day after lost_date, which is the next purchase day. A next purchase day equal
+-- to lost_date means the client was never lost (on that day it bought).
+
+with candidates as (
+
+    select
+        client_id,
+        purchase_date as last_purchase_date,
+        purchase_date + threshold_days + 1 as lost_date,
+        next_purchase_date,
+        threshold_days
+    from {{ ref('int_purchase_days') }}
+
+),
+
+episodes as (
+
+    select *
+    from candidates
+    where
+        next_purchase_date > lost_date
+        or (next_purchase_date is null and lost_date <= {{ as_of_date() }})
+
+)
+
+select
+    client_id,
+    row_number() over (partition by client_id order by lost_date) as episode_number,
+    last_purchase_date,
+    lost_date,
+    next_purchase_date as return_date,
+    next_purchase_date - lost_date as days_to_return,
+    next_purchase_date is not null as is_returned,
+    threshold_days
+from episodes

@@ -1,0 +1,74 @@
+-- Purchase days (dates <= D with client net revenue > 0), each with the previous and the
+-- next purchase day of the client and the client's lost threshold in days:
+-- L = var lost_after_days, or with the optional adaptive rule (var
+-- adaptive_threshold_enabled) clamp(ceil(k x median gap between purchase days), min, max)
+-- for clients with at least two purchase days (L for the others). The adaptive threshold
+-- is computed from all purchase days <= D and applies to the client's whole history.
+
+with purchase_days as (
+
+    select
+        client_id,
+        order_date as purchase_date,
+        net_amount,
+        order_count
+    from {{ ref('int_client_days') }}
+    where is_purchase_day
+
+),
+
+sequenced as (
+
+    select
+        client_id,
+        purchase_date,
+        net_amount,
+        order_count,
+        row_number() over by_client as purchase_day_number,
+        lag(purchase_date) over by_client as previous_purchase_date,
+        lead(purchase_date) over by_client as next_purchase_date
+    from purchase_days
+    window by_client as (partition by client_id order by purchase_date)
+
+),
+
+gaps as (
+
+    select
+        client_id,
+        percentile_cont(0.5) within group (
+            order by purchase_date - previous_purchase_date
+        ) as median_gap_days
+    from sequenced
+    where previous_purchase_date is not null
+    group by client_id
+
+)
+
+select
+    sequenced.client_id,
+    sequenced.purchase_date,
+    sequenced.purchase_day_number,
+    sequenced.previous_purchase_date,
+    sequenced.next_purchase_date,
+    sequenced.net_amount,
+    sequenced.order_count,
+    gaps.median_gap_days,
+    {% if flag_var('adaptive_threshold_enabled') %}
+        case
+            -- greatest() / least() skip nulls: a client without a gap must not get the minimum
+            when gaps.median_gap_days is null then {{ var('lost_after_days') }}
+            else cast(least(
+                    greatest(
+                        ceil({{ var('adaptive_k') }} * gaps.median_gap_days),
+                        {{ var('adaptive_min_days') }}
+                    ),
+                    {{ var('adaptive_max_days') }}
+                ) as integer)
+        end
+    {% else %}
+        {{ var('lost_after_days') }}
+    {% endif %} as threshold_days
+from sequenced
+left join gaps
+    on sequenced.client_id = gaps.client_id

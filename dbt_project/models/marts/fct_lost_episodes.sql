@@ -1,0 +1,23 @@
+-- One row per lost episode with lost_date <= D (see int_lost_episodes for the rule).
+
+select
+    client_id,
+    episode_number,
+    last_purchase_date,
+    lost_date,
+    return_date,
+    days_to_return,
+    is_returned,
+    threshold_days,
+    revenue_lost_ttm,
+    gross_margin_lost_ttm,
+    revenue_recovered_90d,
+    recovered_window_complete,
+    is_contacted_after_loss,
+    manager_id,
+    region,
+    industry,
+    sales_channel,
+    loss_reason,
+    {{ as_of_date() }} as as_of_date
+from {{ ref('int_lost_episodes_enriched') }}

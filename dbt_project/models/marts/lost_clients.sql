@@ -1,0 +1,261 @@
+-- The win-back work list as of D: one row per client currently lost (its latest episode
+-- has no return by D). Formulas of loyalty_index, winback_priority and winback_rank are
+-- documented in _marts__models.yml.
+
+with open_episodes as (
+
+    select *
+    from {{ ref('int_lost_episodes_enriched') }}
+    where not is_returned
+
+),
+
+client_days as (
+
+    select * from {{ ref('int_client_days') }}
+
+),
+
+history as (
+
+    select
+        client_days.client_id,
+        min(client_days.order_date) filter (where client_days.is_purchase_day) as first_purchase_date,
+        max(client_days.order_date) filter (where client_days.is_purchase_day) as last_purchase_date,
+        count(*) filter (where client_days.is_purchase_day) as purchase_days,
+        sum(client_days.order_count) as orders,
+        sum(client_days.net_amount) as lifetime_net_revenue,
+        sum(client_days.gross_margin) as lifetime_gross_margin
+    from client_days
+    inner join open_episodes
+        on client_days.client_id = open_episodes.client_id
+    group by client_days.client_id
+
+),
+
+rolling_revenue as (
+
+    select
+        client_days.client_id,
+        sum(client_days.net_amount) over (
+            partition by client_days.client_id
+            order by client_days.order_date
+            range between current row
+            and interval '{{ (var('revenue_lost_window_days') | int) - 1 }} days' following
+        ) as revenue_in_window
+    from client_days
+    inner join open_episodes
+        on client_days.client_id = open_episodes.client_id
+
+),
+
+best_windows as (
+
+    select
+        client_id,
+        max(revenue_in_window) as best_window_revenue
+    from rolling_revenue
+    group by client_id
+
+),
+
+segment_before_loss as (
+
+    select distinct on (open_episodes.client_id)
+        open_episodes.client_id,
+        segments.quarter_end as segment_quarter_end,
+        segments.abc_class,
+        segments.xyz_class,
+        segments.abc_xyz_class
+    from open_episodes
+    inner join {{ ref('int_client_segments') }} as segments
+        on
+            open_episodes.client_id = segments.client_id
+            and open_episodes.lost_date > segments.quarter_end
+    order by open_episodes.client_id asc, segments.quarter_end desc
+
+),
+
+contacts as (
+
+    select * from {{ ref('int_contacts') }}
+
+),
+
+last_contacts as (
+
+    select distinct on (client_id)
+        client_id,
+        contact_date as last_contact_date,
+        manager_id as last_contact_manager_id,
+        channel as last_contact_channel,
+        outcome as last_contact_outcome
+    from contacts
+    order by client_id asc, contact_at desc, contact_id desc
+
+),
+
+latest_nps as (
+
+    select distinct on (client_id)
+        client_id,
+        nps_score as latest_nps_score,
+        contact_date as latest_nps_date
+    from contacts
+    where nps_score is not null
+    order by client_id asc, contact_at desc, contact_id desc
+
+),
+
+contacts_since_lost as (
+
+    select
+        open_episodes.client_id,
+        count(*) as contacts_since_lost
+    from open_episodes
+    inner join contacts
+        on
+            open_episodes.client_id = contacts.client_id
+            and open_episodes.lost_date <= contacts.contact_date
+    group by open_episodes.client_id
+
+),
+
+assembled as (
+
+    select
+        open_episodes.client_id,
+        clients.region,
+        clients.industry,
+        clients.manager_id,
+        clients.acquisition_channel,
+        open_episodes.episode_number,
+        open_episodes.lost_date,
+        history.first_purchase_date,
+        history.last_purchase_date,
+        {{ as_of_date() }} - history.last_purchase_date as days_since_last_purchase,
+        {{ as_of_date() }} - open_episodes.lost_date as days_lost,
+        history.last_purchase_date - history.first_purchase_date as tenure_days,
+        history.purchase_days,
+        history.orders,
+        history.lifetime_net_revenue,
+        history.lifetime_gross_margin,
+        open_episodes.revenue_lost_ttm as net_revenue_365d_before_lost,
+        open_episodes.gross_margin_lost_ttm as gross_margin_365d_before_lost,
+        segment_before_loss.segment_quarter_end,
+        segment_before_loss.abc_class,
+        segment_before_loss.xyz_class,
+        segment_before_loss.abc_xyz_class,
+        clients.potential_revenue as crm_potential_revenue,
+        best_windows.best_window_revenue as best_365d_revenue,
+        coalesce(clients.potential_revenue, best_windows.best_window_revenue) as potential_revenue,
+        case when clients.potential_revenue is not null then 'crm' else 'history' end as potential_source,
+        nullif(open_episodes.loss_reason, 'unknown') as latest_loss_reason,
+        latest_nps.latest_nps_score,
+        latest_nps.latest_nps_date,
+        last_contacts.last_contact_date,
+        last_contacts.last_contact_manager_id,
+        last_contacts.last_contact_channel,
+        last_contacts.last_contact_outcome,
+        coalesce(contacts_since_lost.contacts_since_lost, 0) as contacts_since_lost,
+        contacts_since_lost.client_id is not null as contacted_since_lost
+    from open_episodes
+    inner join history
+        on open_episodes.client_id = history.client_id
+    left join best_windows
+        on open_episodes.client_id = best_windows.client_id
+    left join segment_before_loss
+        on open_episodes.client_id = segment_before_loss.client_id
+    left join last_contacts
+        on open_episodes.client_id = last_contacts.client_id
+    left join latest_nps
+        on open_episodes.client_id = latest_nps.client_id
+    left join contacts_since_lost
+        on open_episodes.client_id = contacts_since_lost.client_id
+    left join {{ ref('stg_erp__clients') }} as clients
+        on open_episodes.client_id = clients.client_id
+
+),
+
+scored as (
+
+    select
+        *,
+        cume_dist() over (order by days_since_last_purchase desc) as recency_score,
+        cume_dist() over (order by purchase_days) as frequency_score,
+        cume_dist() over (order by lifetime_net_revenue) as monetary_score,
+        cume_dist() over (order by tenure_days) as tenure_score,
+        latest_nps_score / 10.0 as nps_component
+    from assembled
+
+),
+
+indexed as (
+
+    select
+        *,
+        round(cast(10 * (
+            recency_score + frequency_score + monetary_score + tenure_score + coalesce(nps_component, 0)
+        ) / (case when nps_component is null then 4 else 5 end) as numeric), 1) as loyalty_index,
+        (purchase_days != 1 or coalesce(abc_class, 'N') not in ('C', 'N')) as winback_eligible
+    from scored
+
+),
+
+prioritised as (
+
+    select
+        *,
+        round(greatest(coalesce(potential_revenue, 0), 0) * loyalty_index / 10, 2) as winback_priority
+    from indexed
+
+)
+
+select
+    client_id,
+    region,
+    industry,
+    manager_id,
+    acquisition_channel,
+    episode_number,
+    lost_date,
+    first_purchase_date,
+    last_purchase_date,
+    days_since_last_purchase,
+    days_lost,
+    tenure_days,
+    purchase_days,
+    orders,
+    lifetime_net_revenue,
+    lifetime_gross_margin,
+    net_revenue_365d_before_lost,
+    gross_margin_365d_before_lost,
+    segment_quarter_end,
+    abc_class,
+    xyz_class,
+    abc_xyz_class,
+    crm_potential_revenue,
+    best_365d_revenue,
+    potential_revenue,
+    potential_source,
+    latest_loss_reason,
+    latest_nps_score,
+    latest_nps_date,
+    last_contact_date,
+    last_contact_manager_id,
+    last_contact_channel,
+    last_contact_outcome,
+    contacted_since_lost,
+    contacts_since_lost,
+    round(cast(recency_score as numeric), 4) as recency_score,
+    round(cast(frequency_score as numeric), 4) as frequency_score,
+    round(cast(monetary_score as numeric), 4) as monetary_score,
+    round(cast(tenure_score as numeric), 4) as tenure_score,
+    loyalty_index,
+    winback_priority,
+    row_number() over (
+        order by winback_eligible desc, winback_priority desc, client_id asc
+    ) as winback_rank,
+    winback_eligible,
+    {{ as_of_date() }} as as_of_date
+from prioritised

@@ -1,0 +1,107 @@
+"""Running the winback dbt project: connection environment, subprocess, readable failures.
+
+The dbt profile (``dbt_project/profiles.yml``) reads its connection from ``DBT_*``
+environment variables; :func:`dbt_env` derives them from a libpq URI, so the warehouse is
+named once (``WINBACK_WAREHOUSE_URL`` / ``AIRFLOW_CONN_WAREHOUSE`` or the embedded server).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from winback.config import get_settings
+
+log = logging.getLogger(__name__)
+
+# dbt parse reads the profile but never connects: any values do.
+_PARSE_ENV = {"DBT_HOST": "localhost", "DBT_PORT": "5432", "DBT_USER": "winback", "DBT_PASSWORD": "",
+              "DBT_DBNAME": "winback"}
+
+
+class DbtRunError(RuntimeError):
+    """A dbt command failed; the message names the failing nodes (or dbt's last output lines)."""
+
+
+def project_dir() -> Path:
+    return get_settings().dbt_project_dir
+
+
+def dbt_env(dsn: str) -> dict[str, str]:
+    """The ``DBT_*`` variables of the profile (and ``DBT_PROFILES_DIR``) for a libpq URI.
+
+    Accepts ``postgresql://user:pw@host:5432/db`` and the Unix-socket forms
+    ``postgresql://user:@/db?host=/socket/dir`` and ``postgresql://user@%2Fsocket%2Fdir/db``.
+    """
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError("expected a PostgreSQL URI such as postgresql://user:password@host:5432/dbname")
+    query = {key: values[-1] for key, values in urllib.parse.parse_qs(parts.query).items()}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    host, port = hostport, ""
+    if hostport.startswith("["):  # IPv6 literal
+        host, _, rest = hostport[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif ":" in hostport:
+        host, _, port = hostport.rpartition(":")
+    env = {
+        "DBT_HOST": query.get("host") or urllib.parse.unquote(host) or "localhost",
+        "DBT_PORT": query.get("port") or port or "5432",
+        "DBT_USER": query.get("user") or urllib.parse.unquote(user) or os.environ.get("PGUSER", "postgres"),
+        "DBT_PASSWORD": query.get("password") or urllib.parse.unquote(password),
+        "DBT_DBNAME": query.get("dbname") or urllib.parse.unquote(parts.path.lstrip("/")) or "postgres",
+        "DBT_PROFILES_DIR": str(project_dir()),
+    }
+    if "sslmode" in query:
+        env["DBT_SSLMODE"] = query["sslmode"]
+    return env
+
+
+def _dbt_executable() -> str:
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+def _failures(run_results: Path) -> list[str]:
+    """``node: message`` for every failed node of a run (its run_results.json)."""
+    try:
+        results = json.loads(run_results.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [f"{r.get('unique_id')}: {(r.get('message') or r.get('status') or '').strip()}"
+            for r in results if r.get("status") in ("error", "fail", "runtime error")]
+
+
+def _run(args: list[str], env: dict[str, str]) -> None:
+    cwd = project_dir()
+    results = cwd / "target" / "run_results.json"
+    before = results.stat().st_mtime if results.exists() else None
+    done = subprocess.run([_dbt_executable(), *args], cwd=cwd, env={**os.environ, **env},
+                          capture_output=True, text=True, check=False)
+    log.info("dbt %s: exit %s\n%s", args[0] if args else "", done.returncode, done.stdout[-4000:])
+    if done.returncode == 0:
+        return
+    fresh = results.exists() and results.stat().st_mtime != before
+    failed = _failures(results) if fresh else []
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-30:])
+    detail = "failed nodes:\n  " + "\n  ".join(failed) if failed else f"last output:\n{tail}"
+    raise DbtRunError(f"dbt {' '.join(args)} failed (exit {done.returncode}); {detail}")
+
+
+def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None) -> None:
+    """Run ``dbt <args>`` against the warehouse ``dsn``; raise :class:`DbtRunError` on failure."""
+    if vars:
+        args = [*args, "--vars", json.dumps(vars, default=str)]
+    _run(args, dbt_env(dsn))
+
+
+def build_manifest() -> Path:
+    """``dbt parse``: write ``dbt_project/target/manifest.json`` (for Cosmos' LoadMode.DBT_MANIFEST)."""
+    _run(["parse"], {**_PARSE_ENV, "DBT_PROFILES_DIR": str(project_dir())})
+    return project_dir() / "target" / "manifest.json"

@@ -1,0 +1,453 @@
+"""The metric contract (``spec/metrics.md``, v1) in plain Python: a test oracle.
+
+Every function takes the raw inputs (sales lines, contacts) and the as-of date ``D`` and
+recomputes one figure family from the contract text, as literally as possible. Speed does
+not matter (test data has thousands of rows); readability and exactness do:
+
+* money is :class:`decimal.Decimal` (exact for the decimal amounts of the sales system);
+* the ABC cut-offs are compared exactly (``share_before < 0.80`` with Decimals, no floats);
+* the XYZ cut-offs are compared exactly with :class:`fractions.Fraction`
+  (``CV <= c``  <=>  ``variance <= c**2 * mean**2`` since the mean of a classed client is > 0);
+* rates are returned as floats, ``NaN`` when the denominator is 0 (the contract says null).
+
+Conventions taken from the contract / the mart interface, each applied in one place:
+
+* Net revenue: lines whose status is not ``cancelled``, with ``order_date <= D``.
+* Purchase day: a date with client net revenue > 0 (a return can make a day not count).
+* A closed quarter as of D ends on or before D; quarters covered run from the quarter of
+  the earliest purchase day to the last closed quarter.
+* ``contact_at`` timestamps with a time zone are taken as dates in UTC.
+
+The optional adaptive threshold (beyond v1, off by default) is not implemented: the
+functions raise ``NotImplementedError`` when it is switched on.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import statistics
+from collections import defaultdict
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The defaults written in the contract (used when the dbt project does not exist yet).
+CONTRACT_DEFAULTS: dict[str, Any] = {
+    "as_of_date": None,
+    "lost_after_days": 180,
+    "abc_a_share": 0.80,
+    "abc_b_share": 0.95,
+    "xyz_x_max_cv": 0.5,
+    "xyz_y_max_cv": 1.0,
+    "return_windows_days": [90, 180, 365],
+    "revenue_lost_window_days": 365,
+    "revenue_recovered_window_days": 90,
+    "contact_after_loss_days": 30,
+    "attribution_window_days": 90,
+    "not_converted_window_days": 30,
+    "adaptive_threshold_enabled": False,
+    "adaptive_k": 3,
+    "adaptive_min_days": 90,
+    "adaptive_max_days": 365,
+}
+
+KPI_COLUMNS = [
+    "quarter_start",
+    "active_clients_start",
+    "new_clients",
+    "lost_clients",
+    "returned_clients",
+    "lost_pool_start",
+    "churn_rate",
+    "winback_rate",
+    "revenue_lost_ttm",
+    "revenue_recovered_90d",
+    "is_window_complete",
+    "median_days_to_return",
+    "lost_contacted_share",
+    "as_of_date",
+]
+EPISODE_COLUMNS = [
+    "client_id", "episode_number", "last_purchase_date", "lost_date", "return_date", "days_to_return", "is_returned",
+]
+SEGMENT_COLUMNS = ["client_id", "quarter_end", "window_revenue", "abc_class", "xyz_class", "abc_xyz_class"]
+MIGRATION_COLUMNS = ["quarter_end", "segmentation", "from_class", "to_class", "clients", "window_revenue"]
+SEGMENTATIONS = {"abc": "abc_class", "xyz": "xyz_class", "abc_xyz": "abc_xyz_class"}
+NO_CLASS = "N"
+
+
+# ----------------------------------------------------------------------------- parameters
+def default_params(project_dir: Path | str | None = None) -> dict[str, Any]:
+    """The contract's numbers: the dbt vars when the dbt project exists, else the contract's defaults."""
+    project_dir = Path(project_dir) if project_dir is not None else REPO_ROOT
+    params = dict(CONTRACT_DEFAULTS)
+    if (project_dir / "dbt_project" / "dbt_project.yml").exists():
+        from winback.config import metric_contract_defaults
+
+        params.update(metric_contract_defaults(project_dir))
+    return params
+
+
+def resolve_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults overridden by ``params``."""
+    resolved = {**default_params(), **(params or {})}
+    if resolved.get("adaptive_threshold_enabled"):
+        raise NotImplementedError("the reference implements the fixed threshold L only (adaptive rule is off in v1)")
+    return resolved
+
+
+# ----------------------------------------------------------------------------- small helpers
+def as_date(value: Any) -> dt.date:
+    """A date from a date, datetime, pandas Timestamp or ISO string."""
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def money(value: Any) -> Decimal:
+    """An exact Decimal from a Decimal, int, float (via its shortest repr) or string."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+def days(n: int) -> dt.timedelta:
+    return dt.timedelta(days=n)
+
+
+def quarter_start(day: dt.date) -> dt.date:
+    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def add_months(first_of_month: dt.date, months: int) -> dt.date:
+    index = first_of_month.year * 12 + (first_of_month.month - 1) + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def quarter_end(day: dt.date) -> dt.date:
+    return add_months(quarter_start(day), 3) - days(1)
+
+
+def rate(numerator: int, denominator: int) -> float:
+    """numerator / denominator, NaN (null) when the denominator is 0."""
+    return float(Fraction(numerator, denominator)) if denominator else float("nan")
+
+
+class Ledger:
+    """The sales lines as of D, reduced to what the contract uses: client net revenue per day."""
+
+    def __init__(self, sales: pd.DataFrame, as_of: Any):
+        self.as_of = as_of_date = as_date(as_of)
+        self.daily: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        for row in sales.itertuples(index=False):
+            status = getattr(row, "status", None)
+            if isinstance(status, str) and status == "cancelled":
+                continue  # cancelled lines are ignored in every metric
+            day = as_date(row.order_date)
+            if day > as_of_date:
+                continue  # nothing after D is used
+            self.daily[str(row.client_id)][day] += money(row.net_amount)
+        # Every client with at least one non-cancelled line <= D (even if its day nets to <= 0).
+        self.clients = sorted(self.daily)
+        self.first_line_day = {client: min(by_day) for client, by_day in self.daily.items()}
+        self.purchase_days: dict[str, list[dt.date]] = {
+            client: sorted(day for day, amount in by_day.items() if amount > 0)
+            for client, by_day in self.daily.items()
+        }
+
+    def net(self, client: str, first: dt.date, last: dt.date) -> Decimal:
+        """Net revenue of a client with order_date in [first, last] (and <= D)."""
+        last = min(last, self.as_of)
+        return sum(
+            (amount for day, amount in self.daily.get(client, {}).items() if first <= day <= last), Decimal(0)
+        )
+
+    def is_lost_on(self, client: str, day: dt.date, lost_after_days: int) -> bool:
+        """Lost on ``day``: a purchase day <= day exists and day - latest one >= L + 1."""
+        pdays = self.purchase_days.get(client, [])
+        latest = bisect.bisect_right(pdays, day)
+        return latest > 0 and (day - pdays[latest - 1]).days >= lost_after_days + 1
+
+    def has_purchase_day_before(self, client: str, day: dt.date) -> bool:
+        pdays = self.purchase_days.get(client, [])
+        return bool(pdays) and pdays[0] < day
+
+    def earliest_purchase_day(self) -> dt.date | None:
+        firsts = [pdays[0] for pdays in self.purchase_days.values() if pdays]
+        return min(firsts) if firsts else None
+
+    def closed_quarters(self) -> list[tuple[dt.date, dt.date]]:
+        """(first day, last day) of the covered closed quarters, oldest first."""
+        earliest = self.earliest_purchase_day()
+        quarters = []
+        if earliest is None:
+            return quarters
+        start = quarter_start(earliest)
+        while quarter_end(start) <= self.as_of:
+            quarters.append((start, quarter_end(start)))
+            start = add_months(start, 3)
+        return quarters
+
+
+# ----------------------------------------------------------------------------- purchase days, episodes
+def purchase_days(sales: pd.DataFrame, as_of: Any) -> pd.DataFrame:
+    """[client_id, day]: the dates <= D on which the client's net revenue is > 0."""
+    ledger = Ledger(sales, as_of)
+    rows = [(client, day) for client in ledger.clients for day in ledger.purchase_days[client]]
+    return pd.DataFrame(rows, columns=["client_id", "day"])
+
+
+def _episodes(ledger: Ledger, lost_after_days: int) -> list[dict[str, Any]]:
+    episodes = []
+    for client in ledger.clients:
+        pdays = ledger.purchase_days[client]
+        number = 0
+        for i, last_purchase in enumerate(pdays):
+            lost_date = last_purchase + days(lost_after_days + 1)
+            next_purchase = pdays[i + 1] if i + 1 < len(pdays) else None
+            if next_purchase is None:
+                starts = ledger.as_of >= lost_date
+            else:
+                starts = next_purchase > lost_date
+            if not starts:
+                continue
+            # The return: the first purchase day after lost_date, i.e. the next purchase day (if any <= D).
+            return_date = next_purchase
+            number += 1
+            episodes.append({
+                "client_id": client,
+                "episode_number": number,  # purchase days ascend, so lost dates do too
+                "last_purchase_date": last_purchase,
+                "lost_date": lost_date,
+                "return_date": return_date,
+                "days_to_return": (return_date - lost_date).days if return_date else None,
+                "is_returned": return_date is not None,
+            })
+    return episodes
+
+
+def lost_episodes(sales: pd.DataFrame, as_of: Any, lost_after_days: int = 180) -> pd.DataFrame:
+    """One row per lost episode with lost_date <= D."""
+    rows = _episodes(Ledger(sales, as_of), lost_after_days)
+    frame = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
+    frame["days_to_return"] = frame["days_to_return"].astype("Int64")
+    frame["is_returned"] = frame["is_returned"].astype(bool)
+    return frame
+
+
+# ----------------------------------------------------------------------------- quarterly KPIs
+def _contact_days(contacts: pd.DataFrame | None, as_of: dt.date) -> dict[str, list[dt.date]]:
+    """client_id -> sorted contact dates (contact_at::date, in UTC when time-zone aware), <= D."""
+    found: dict[str, list[dt.date]] = defaultdict(list)
+    if contacts is None or contacts.empty:
+        return found
+    for row in contacts.itertuples(index=False):
+        if row.client_id is None or pd.isna(row.client_id):
+            continue
+        stamp = pd.Timestamp(row.contact_at)
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC")
+        day = stamp.date()
+        if day <= as_of:
+            found[str(row.client_id)].append(day)
+    return {client: sorted(found_days) for client, found_days in found.items()}
+
+
+def quarterly_kpis(
+    sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any, params: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """One row per closed quarter, the columns of kpi_staging.kpi_quarterly."""
+    params = resolve_params(params)
+    lost_after = int(params["lost_after_days"])
+    lost_window = int(params["revenue_lost_window_days"])
+    recovered_window = int(params["revenue_recovered_window_days"])
+    contact_window = int(params["contact_after_loss_days"])
+
+    ledger = Ledger(sales, as_of)
+    as_of_day = ledger.as_of
+    episodes = _episodes(ledger, lost_after)
+    contact_days = _contact_days(contacts, as_of_day)
+
+    rows = []
+    for start, end in ledger.closed_quarters():
+        day_before = start - days(1)
+        starting = [e for e in episodes if start <= e["lost_date"] <= end]
+        returns = [e for e in episodes if e["return_date"] is not None and start <= e["return_date"] <= end]
+
+        active_start = sum(
+            1 for c in ledger.clients
+            if ledger.has_purchase_day_before(c, start) and not ledger.is_lost_on(c, day_before, lost_after)
+        )
+        new_clients = sum(1 for c in ledger.clients if ledger.purchase_days[c] and start <= ledger.purchase_days[c][0] <= end)
+        lost_pool = sum(1 for c in ledger.clients if ledger.is_lost_on(c, day_before, lost_after))
+
+        revenue_lost = sum(
+            (ledger.net(e["client_id"], e["lost_date"] - days(lost_window), e["lost_date"] - days(1)) for e in starting),
+            Decimal(0),
+        )
+        revenue_recovered = sum(
+            (ledger.net(e["client_id"], e["return_date"], e["return_date"] + days(recovered_window - 1)) for e in returns),
+            Decimal(0),
+        )
+        window_complete = all(e["return_date"] + days(recovered_window - 1) <= as_of_day for e in returns)
+        median_days = statistics.median(e["days_to_return"] for e in returns) if returns else float("nan")
+        contacted = sum(
+            1 for e in starting
+            if any(e["lost_date"] <= d <= e["lost_date"] + days(contact_window) for d in contact_days.get(e["client_id"], []))
+        )
+        rows.append({
+            "quarter_start": start,
+            "active_clients_start": active_start,
+            "new_clients": new_clients,
+            "lost_clients": len(starting),
+            "returned_clients": len(returns),
+            "lost_pool_start": lost_pool,
+            "churn_rate": rate(len(starting), active_start),
+            "winback_rate": rate(len(returns), lost_pool + len(starting)),
+            "revenue_lost_ttm": revenue_lost,
+            "revenue_recovered_90d": revenue_recovered,
+            "is_window_complete": window_complete,
+            "median_days_to_return": float(median_days),
+            "lost_contacted_share": rate(contacted, len(starting)),
+            "as_of_date": as_of_day,
+        })
+    return pd.DataFrame(rows, columns=KPI_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- ABC-XYZ segments
+def abc_classes(revenues: dict[str, Decimal], a_share: Any, b_share: Any) -> dict[str, str]:
+    """client -> A/B/C/N from window revenue, with the contract's exact share_before rule."""
+    a_cut, b_cut = money(a_share), money(b_share)
+    classes = {client: NO_CLASS for client, revenue in revenues.items() if revenue <= 0}
+    ranked = sorted(((r, c) for c, r in revenues.items() if r > 0), key=lambda rc: (-rc[0], rc[1]))
+    total = sum((r for r, _ in ranked), Decimal(0))
+    before = Decimal(0)
+    for revenue, client in ranked:
+        # share_before = before / total, compared without dividing (total > 0): exact.
+        if before < a_cut * total:
+            classes[client] = "A"
+        elif before < b_cut * total:
+            classes[client] = "B"
+        else:
+            classes[client] = "C"
+        before += revenue
+    return classes
+
+
+def xyz_class(monthly: list[Decimal], x_max_cv: Any, y_max_cv: Any) -> str:
+    """X/Y/Z from the monthly net revenues (population sd / mean), compared exactly."""
+    values = [Fraction(v) for v in monthly]
+    mean = sum(values, Fraction(0)) / len(values)
+    if mean <= 0:
+        raise ValueError("XYZ is only defined for classed clients (window revenue > 0)")
+    variance = sum(((v - mean) ** 2 for v in values), Fraction(0)) / len(values)
+    x_cut, y_cut = Fraction(money(x_max_cv)), Fraction(money(y_max_cv))
+    if variance <= (x_cut * mean) ** 2:
+        return "X"
+    if variance <= (y_cut * mean) ** 2:
+        return "Y"
+    return "Z"
+
+
+def coefficient_of_variation(monthly: list[Decimal]) -> float:
+    """The CV itself (float, for messages): population sd / mean."""
+    return statistics.pstdev([float(v) for v in monthly]) / statistics.fmean([float(v) for v in monthly])
+
+
+def segment_window(quarter_end_day: dt.date) -> tuple[dt.date, dt.date]:
+    """The four calendar quarters ending with the quarter of E: (first day, E's quarter end)."""
+    return add_months(quarter_start(quarter_end_day), -9), quarter_end(quarter_end_day)
+
+
+def segments(sales: pd.DataFrame, as_of: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per (client, closed quarter end E) for clients with a non-cancelled line <= E."""
+    params = resolve_params(params)
+    ledger = Ledger(sales, as_of)
+    rows = []
+    for _, end in ledger.closed_quarters():
+        window_first, window_last = segment_window(end)
+        clients = [c for c in ledger.clients if ledger.first_line_day[c] <= end]
+        revenue = {c: ledger.net(c, window_first, window_last) for c in clients}
+        abc = abc_classes(revenue, params["abc_a_share"], params["abc_b_share"])
+        for client in clients:
+            if abc[client] == NO_CLASS:
+                xyz = NO_CLASS
+            else:
+                monthly = [
+                    ledger.net(client, add_months(window_first, m), add_months(window_first, m + 1) - days(1))
+                    for m in range(12)
+                ]
+                xyz = xyz_class(monthly, params["xyz_x_max_cv"], params["xyz_y_max_cv"])
+            rows.append({
+                "client_id": client,
+                "quarter_end": end,
+                "window_revenue": revenue[client],
+                "abc_class": abc[client],
+                "xyz_class": xyz,
+                "abc_xyz_class": NO_CLASS if abc[client] == NO_CLASS else abc[client] + xyz,
+            })
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+def migrations(segment_rows: pd.DataFrame) -> pd.DataFrame:
+    """The migration matrix: per (quarter end, segmentation, from, to) the clients and their window revenue.
+
+    from_class is the class at the previous calendar quarter end (N when the client had no row
+    there), to_class the class at this quarter end; window_revenue sums the clients' window
+    revenue at this quarter end.
+    """
+    by_key = {(r.client_id, r.quarter_end): r for r in segment_rows.itertuples(index=False)}
+    counts: dict[tuple, list] = {}
+    for row in segment_rows.itertuples(index=False):
+        previous_end = quarter_start(row.quarter_end) - days(1)
+        previous = by_key.get((row.client_id, previous_end))
+        for segmentation, column in SEGMENTATIONS.items():
+            from_class = getattr(previous, column) if previous is not None else NO_CLASS
+            key = (row.quarter_end, segmentation, from_class, getattr(row, column))
+            cell = counts.setdefault(key, [0, Decimal(0)])
+            cell[0] += 1
+            cell[1] += row.window_revenue
+    rows = [(*key, n, revenue) for key, (n, revenue) in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=MIGRATION_COLUMNS)
+
+
+# ----------------------------------------------------------------------------- cohort return rates
+def cohort_return_rates(sales: pd.DataFrame, as_of: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The dimension='overall' rows of marts.fct_cohort_return_rates: one per quarter of lost_date."""
+    params = resolve_params(params)
+    windows = [int(n) for n in params["return_windows_days"]]
+    ledger = Ledger(sales, as_of)
+    episodes = _episodes(ledger, int(params["lost_after_days"]))
+    cohorts: dict[dt.date, list[dict]] = defaultdict(list)
+    for episode in episodes:
+        cohorts[quarter_start(episode["lost_date"])].append(episode)
+    rows = []
+    for cohort in sorted(cohorts):
+        members = cohorts[cohort]
+        row: dict[str, Any] = {
+            "cohort_quarter": cohort, "dimension": "overall", "dimension_value": "all", "lost_episodes": len(members),
+        }
+        for n in windows:
+            row[f"returned_within_{n}"] = sum(1 for e in members if e["is_returned"] and e["days_to_return"] <= n)
+        for n in windows:
+            row[f"return_rate_{n}"] = rate(row[f"returned_within_{n}"], len(members))
+        for n in windows:
+            row[f"window_closed_{n}"] = all(e["lost_date"] + days(n) <= ledger.as_of for e in members)
+        rows.append(row)
+    columns = ["cohort_quarter", "dimension", "dimension_value", "lost_episodes"]
+    columns += [f"{kind}_{n}" for kind in ("returned_within", "return_rate", "window_closed") for n in windows]
+    return pd.DataFrame(rows, columns=columns)
