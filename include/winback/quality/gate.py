@@ -1,0 +1,430 @@
+"""The quality gate: run one suite with Great Expectations Core, record it, build Data Docs.
+
+``run_gate`` is a plain function (the Airflow task calls it; no GX provider). Per call it
+builds one *ephemeral* GX Data Context (suites come from this package's JSON files, not
+from a GX project directory), one PostgreSQL Data Source on the warehouse, one table asset
++ whole-table batch definition + expectation suite + validation definition per asset, and
+runs them all through one Checkpoint. Every expectation is evaluated inside PostgreSQL
+(column metrics and ``UnexpectedRowsExpectation`` queries): no table is pulled into Python.
+
+Validation results are kept on disk (``<output_dir>/gx/validations``) so the Data Docs
+site (``<output_dir>/data_docs/index.html``) lists every run, and each run is stored in
+``audit.validation_results``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from winback import warehouse
+from winback.config import get_settings
+from winback.quality.suites import (
+    SUITE_NAMES,
+    Check,
+    Suite,
+    SuiteDefinitionError,
+    last_closed_quarter,
+    load_suite,
+    quarter_end,
+    quarter_of,
+)
+
+log = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 20
+STABLE_CHECK = "kpi_staging.unchanged_during_validation"
+
+
+class GateError(RuntimeError):
+    """The gate could not run (bad arguments, unreachable warehouse, broken suite); one line."""
+
+
+class GateFailed(RuntimeError):
+    """Raised by :meth:`GateResult.raise_for_failure` when a blocking check failed."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    success: bool
+    validation_id: str
+    failed_blocking: list[str]
+    failed_warning: list[str]
+    observed: dict[str, Any]
+    data_docs_path: Path | None
+    suite: str = ""
+    as_of: dt.date | None = None
+    quarter_start: dt.date | None = None
+    evaluated: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        """One line: what ran, the verdict, the failed checks, where the report is."""
+        scope = f"suite {self.suite} as of {self.as_of}" + (f" for quarter {self.quarter_start}"
+                                                            if self.quarter_start else "")
+        verdict = "passed" if self.success else "FAILED"
+        parts = [f"quality gate {verdict}: {scope}, {self.evaluated} checks"]
+        if self.failed_blocking:
+            parts.append(f"blocking failures: {', '.join(self.failed_blocking)}")
+        if self.failed_warning:
+            parts.append(f"warnings: {', '.join(self.failed_warning)}")
+        parts.append(f"validation {self.validation_id}")
+        if self.data_docs_path:
+            parts.append(f"report {self.data_docs_path}")
+        return "; ".join(parts)
+
+    def raise_for_failure(self) -> GateResult:
+        if not self.success:
+            raise GateFailed(self.message)
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary (e.g. an Airflow XCom)."""
+        return {"success": self.success, "validation_id": self.validation_id, "suite": self.suite,
+                "as_of": self.as_of.isoformat() if self.as_of else None,
+                "quarter_start": self.quarter_start.isoformat() if self.quarter_start else None,
+                "failed_blocking": self.failed_blocking, "failed_warning": self.failed_warning,
+                "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None}
+
+
+# ----------------------------------------------------------------------------- connections
+def sqlalchemy_url(dsn: str) -> str:
+    """A libpq URI as the SQLAlchemy URL GX needs (``postgresql+psycopg://``).
+
+    libpq allows a Unix-socket directory as ``?host=/dir`` with an empty host, or
+    percent-encoded in the host part; GX's URL check requires a host name, so the
+    socket goes to the query (which libpq gives priority) and ``localhost`` stands in.
+    ``$`` is percent-encoded (GX would read ``${...}`` as a config variable).
+    """
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise GateError("the warehouse DSN must be a PostgreSQL URI such as postgresql://user:pw@host:5432/db")
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    host = hostport
+    if host.lower().startswith("%2f") or host.startswith("/"):
+        socket_dir, _, port = host.partition(":")
+        query = [(k, v) for k, v in query if k != "host"] + [("host", urllib.parse.unquote(socket_dir))]
+        if port and not any(k == "port" for k, _ in query):
+            query.append(("port", port))
+        host = ""
+    if not host:
+        host = "localhost"
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    netloc = netloc.replace("$", "%24")
+    return urllib.parse.urlunsplit(("postgresql+psycopg", netloc, parts.path, urllib.parse.urlencode(query), ""))
+
+
+# ----------------------------------------------------------------------------- GX plumbing
+def _context(docs_dir: Path, results_dir: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(results_dir)},
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        data_docs_sites={
+            "winback": {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                # Suites live in this package; the site lists validation runs (each page shows
+                # the checks with their results).
+                "site_section_builders": {"expectations": "None", "profiling": "None"},
+            }
+        },
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _gx_suite(gx, name: str, checks: tuple[Check, ...]):
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = gx.ExpectationSuite(name=name)
+    for check in checks:
+        config = ExpectationConfiguration(
+            type=check.type, kwargs=check.kwargs, meta={**check.meta, "severity": check.severity},
+            description=f"[{check.severity}] {check.name}: {check.description}",
+            severity="critical" if check.blocking else "warning",
+        )
+        # add_expectation (not add_expectation_configuration, which upserts by domain and
+        # would keep one UnexpectedRowsExpectation per table)
+        suite.add_expectation(config.to_domain_obj())
+    if len(suite.expectations) != len(checks):
+        raise GateError(f"suite {name}: two checks are identical; give each its own rule")
+    return suite
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None if value != value else str(value)  # jsonb has no NaN / Infinity
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _first_line(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").strip().splitlines() if line.strip()]
+    return lines[0][:500] if lines else "unknown error"
+
+
+def _error_of(result) -> str | None:
+    info = result.exception_info or {}
+    if info.get("raised_exception"):
+        return _first_line(info.get("exception_message"))
+    for value in info.values():  # per-metric errors: {metric_id: {raised_exception, ...}}
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return _first_line(value.get("exception_message"))
+    return None
+
+
+_RESULT_KEYS = ("observed_value", "element_count", "unexpected_count", "unexpected_percent", "missing_count",
+                "partial_unexpected_list")
+
+
+def _sample_rows(conn: psycopg.Connection, check: Check, relation: str) -> list[dict[str, Any]]:
+    """The first offending rows of a failed SQL check (GX only counts them in SUMMARY)."""
+    query = check.kwargs["unexpected_rows_query"].format(batch=relation)
+    statement = sql.SQL("select * from ({}) as offending limit {}").format(sql.SQL(query), sql.Literal(SAMPLE_ROWS))
+    try:
+        with conn.transaction():
+            cursor = conn.execute(statement)
+            names = [d.name for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    except psycopg.Error as exc:
+        return [{"error": _first_line(exc)}]
+
+
+# ----------------------------------------------------------------------------- the gate
+def _check_arguments(suite: str, as_of: dt.date | str, quarter_start: dt.date | str | None):
+    if suite not in SUITE_NAMES:
+        raise GateError(f"unknown quality suite {suite!r} (known: {', '.join(SUITE_NAMES)})")
+    try:
+        as_of = dt.date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+        if isinstance(as_of, dt.datetime):  # e.g. an Airflow data interval end
+            as_of = as_of.date()
+        if isinstance(quarter_start, dt.datetime):
+            quarter_start = quarter_start.date()
+        if isinstance(quarter_start, str):
+            quarter_start = dt.date.fromisoformat(quarter_start)
+    except ValueError as exc:
+        raise GateError(f"invalid date: {exc}") from None
+    if not isinstance(as_of, dt.date):
+        raise GateError(f"as_of must be a date (got {as_of!r})")
+    if quarter_start is not None:
+        if suite != "kpi":
+            raise GateError(f"suite {suite!r} checks a nightly load, not a quarter: pass quarter_start=None")
+        if quarter_of(quarter_start) != quarter_start:
+            raise GateError(f"quarter_start {quarter_start} is not the first day of a calendar quarter")
+        if quarter_end(quarter_start) > as_of:
+            raise GateError(f"quarter {quarter_start} is not closed as of {as_of} (it ends {quarter_end(quarter_start)};"
+                            f" the last closed quarter starts {last_closed_quarter(as_of)})")
+    return as_of, quarter_start
+
+
+def _staged_fingerprint(conn: psycopg.Connection, quarter_start: dt.date | None) -> str | None:
+    if quarter_start is None:
+        return None
+    from winback.publish import fingerprint
+
+    try:
+        with conn.transaction():
+            return fingerprint(conn, quarter_start)
+    except psycopg.Error:
+        return None
+
+
+def _existing_relations(conn: psycopg.Connection, suite: Suite) -> set[str]:
+    return {asset.relation for asset in suite.assets
+            if conn.execute("select to_regclass(%s)", (asset.relation,)).fetchone()[0] is not None}
+
+
+def run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None = None,
+             run_id: str = "manual") -> GateResult:
+    """Validate ``suite`` ('raw' or 'kpi') for the as-of date (and quarter); record and report it.
+
+    ``success`` is True when no *blocking* check failed. Raises :class:`GateError` (or
+    ``WarehouseError`` when the warehouse cannot be reached) only when the gate cannot run
+    at all; failed checks are a result, not an exception (see
+    :meth:`GateResult.raise_for_failure`).
+    """
+    as_of, quarter_start = _check_arguments(suite, as_of, quarter_start)
+    try:
+        return _run_gate(dsn, suite, as_of, quarter_start, run_id)
+    except psycopg.Error as exc:
+        raise GateError(f"quality gate {suite!r} as of {as_of}: warehouse error: {_first_line(exc)}") from None
+
+
+def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None, run_id: str) -> GateResult:
+    try:
+        definition = load_suite(suite, as_of, quarter_start)
+    except SuiteDefinitionError as exc:
+        raise GateError(str(exc)) from None
+    settings = get_settings()
+    docs_dir = settings.output_dir / "data_docs"
+    results_dir = settings.output_dir / "gx" / "validations"
+    validation_id = str(uuid.uuid4())
+
+    with warehouse.connect(dsn, autocommit=True) as conn:
+        before = _staged_fingerprint(conn, quarter_start)
+        present = _existing_relations(conn, definition)
+
+    observed: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    failed: dict[str, Check] = {}
+    run_assets = [asset for asset in definition.assets if asset.checks and asset.relation in present]
+    for asset in definition.assets:
+        if asset.relation not in present:
+            for check in asset.checks:
+                errors[check.name] = f"table {asset.relation} does not exist"
+                observed[check.name] = {"severity": check.severity, "success": False, "error": errors[check.name]}
+                failed[check.name] = check
+
+    checkpoint_result = None
+    context = source = None
+    if run_assets:
+        try:
+            import great_expectations as gx
+            from great_expectations.core.run_identifier import RunIdentifier
+
+            context = _context(docs_dir, results_dir)
+            source = context.data_sources.add_postgres("warehouse", connection_string=sqlalchemy_url(dsn))
+            definitions = []
+            for asset in run_assets:
+                table = source.add_table_asset(asset.name, table_name=asset.table, schema_name=asset.schema)
+                batch = table.add_batch_definition_whole_table("whole_table")
+                gx_suite = context.suites.add(_gx_suite(gx, f"winback.{suite}.{asset.name}", asset.checks))
+                definitions.append(context.validation_definitions.add(
+                    gx.ValidationDefinition(name=f"winback.{suite}.{asset.name}", data=batch, suite=gx_suite)))
+            checkpoint = context.checkpoints.add(gx.Checkpoint(
+                name=f"winback.{suite}", validation_definitions=definitions,
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}))
+            run_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{run_id}_{suite}_{as_of}")  # a Data Docs folder name
+            checkpoint_result = checkpoint.run(run_id=RunIdentifier(run_name=run_name,
+                                                                    run_time=dt.datetime.now(dt.UTC)))
+        except GateError:
+            raise
+        except Exception as exc:  # GX wraps many errors; the gate must say what failed in one line
+            raise GateError(f"quality suite {suite!r} could not run: {type(exc).__name__}: {_first_line(exc)}") from None
+        finally:
+            _close(source)
+
+    by_name = {check.name: (check, asset) for asset in run_assets for check in asset.checks}
+    if checkpoint_result is not None:
+        for suite_result in checkpoint_result.run_results.values():
+            for result in suite_result.results:
+                name = (result.expectation_config.meta or {}).get("name")
+                if name not in by_name:
+                    continue
+                check, _asset = by_name[name]
+                error = _error_of(result)
+                entry: dict[str, Any] = {"severity": check.severity, "success": bool(result.success) and not error}
+                entry.update({k: v for k, v in (result.result or {}).items() if k in _RESULT_KEYS})
+                if error:
+                    entry["error"] = errors[name] = error
+                observed[name] = entry
+                if not entry["success"]:
+                    failed[name] = check
+        missing = set(by_name) - set(observed)
+        for name in missing:  # never let a check vanish silently
+            check = by_name[name][0]
+            errors[name] = "no result from Great Expectations"
+            observed[name] = {"severity": check.severity, "success": False, "error": errors[name]}
+            failed[name] = check
+
+    with warehouse.connect(dsn, autocommit=True) as conn:
+        for name, check in failed.items():
+            if check.type == "unexpected_rows_expectation" and name in by_name and name not in errors:
+                observed[name]["rows"] = _sample_rows(conn, check, by_name[name][1].relation)
+        after = _staged_fingerprint(conn, quarter_start)
+
+    if quarter_start is not None and (before is None or before != after):
+        reason = ("the staged KPI rows could not be read" if before is None
+                  else "the staged KPI rows changed while they were validated")
+        observed[STABLE_CHECK] = {"severity": "blocking", "success": False, "error": reason}
+        errors[STABLE_CHECK] = reason
+        failed[STABLE_CHECK] = Check(name=STABLE_CHECK, severity="blocking", type="fingerprint", kwargs={},
+                                     description=reason, meta={})
+
+    failed_blocking = sorted(name for name, check in failed.items() if check.blocking)
+    failed_warning = sorted(name for name, check in failed.items() if not check.blocking)
+    data_docs = _build_docs(context, checkpoint_result, docs_dir)
+    evaluated = len(definition.checks)
+    result = GateResult(
+        success=not failed_blocking, validation_id=validation_id, failed_blocking=failed_blocking,
+        failed_warning=failed_warning, observed=_jsonable(observed), data_docs_path=data_docs, suite=suite,
+        as_of=as_of, quarter_start=quarter_start, evaluated=evaluated, errors=errors)
+    _record(dsn, result, run_id, after if after == before else None)
+    (log.info if result.success else log.error)("%s", result.message)
+    return result
+
+
+def _close(source) -> None:
+    """Close GX's pooled connections: a gate run must not leave sessions on the warehouse."""
+    if source is None:
+        return
+    engines = [getattr(source, "_engine", None)]
+    execution_engine = getattr(source, "_execution_engine", None)
+    engines.append(getattr(execution_engine, "engine", None))
+    for engine in engines:
+        if engine is not None:
+            try:
+                engine.dispose()
+            except Exception as exc:  # closing must not hide the verdict
+                log.warning("quality gate: could not close a connection pool: %s", _first_line(exc))
+
+
+def _build_docs(context, checkpoint_result, docs_dir: Path) -> Path | None:
+    if context is None or checkpoint_result is None:
+        return None
+    try:
+        context.build_data_docs(resource_identifiers=list(checkpoint_result.run_results))
+    except Exception as exc:  # the report is a convenience; the verdict is in the warehouse
+        log.warning("quality gate: Data Docs not built: %s", _first_line(exc))
+        return None
+    index = docs_dir / "index.html"
+    return index if index.exists() else None
+
+
+def _record(dsn: str, result: GateResult, run_id: str, staged_fingerprint: str | None) -> None:
+    with warehouse.connect(dsn) as conn:
+        conn.execute(
+            "insert into audit.validation_results (validation_id, run_id, suite, as_of, quarter_start, success, "
+            "failed_blocking, failed_warning, observed, evaluated, staged_fingerprint, data_docs_path) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
+            (result.validation_id, run_id, result.suite, result.as_of, result.quarter_start, result.success,
+             result.failed_blocking, result.failed_warning, json.dumps(result.observed), result.evaluated,
+             staged_fingerprint, str(result.data_docs_path) if result.data_docs_path else None))

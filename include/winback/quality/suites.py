@@ -1,0 +1,206 @@
+"""The quality suites as data: ``suites/<name>.json`` in this package is their one home.
+
+A suite file lists *assets* (warehouse tables) and, per asset, Great Expectations
+expectation configurations (``type``, ``kwargs``, ``description``) whose ``meta`` carries
+the project's fields:
+
+- ``name``: stable identifier of the check (``<asset>.<rule>``), used in failure lists,
+  in ``audit.validation_results`` and in alerts;
+- ``severity``: ``blocking`` (a failure fails the gate: nothing is published) or
+  ``warning`` (reported, recorded, does not stop publishing);
+- ``requires`` (optional): run-time values the check needs (``quarter_start``); the check
+  is left out of runs without them.
+
+Strings may contain placeholders ``${name}``, filled per run from the suite's
+``parameters`` (its thresholds) and the run's dates: ``as_of``, ``quarter_start``,
+``quarter_end``, ``last_closed_quarter`` (first day of the last quarter closed as of D)
+and ``last_closed_quarter_end``. Inside an ``unexpected_rows_query`` a value becomes a
+SQL literal (``date '2025-03-31'``, ``0.05``, ``array['a', 'b']``); a kwarg that is
+exactly one placeholder gets the typed value; elsewhere it is shown as text. GX fills
+``{batch}`` (the asset's table) itself, so SQL in a suite must not use other braces.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+SEVERITIES = ("blocking", "warning")
+SUITE_NAMES = ("raw", "kpi")
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+_SQL_KWARGS = ("unexpected_rows_query",)
+
+
+class SuiteDefinitionError(ValueError):
+    """A suite file is malformed; the message names the suite and the check."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation of a suite, ready for GX (placeholders filled)."""
+
+    name: str
+    severity: str
+    type: str
+    kwargs: dict[str, Any]
+    description: str
+    meta: dict[str, Any]
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "blocking"
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    schema: str
+    table: str
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    @property
+    def relation(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    assets: tuple[Asset, ...]
+
+    @property
+    def checks(self) -> list[Check]:
+        return [check for asset in self.assets for check in asset.checks]
+
+
+@cache
+def _raw_definition(name: str) -> dict[str, Any]:
+    if name not in SUITE_NAMES:
+        raise SuiteDefinitionError(f"unknown quality suite {name!r} (known: {', '.join(SUITE_NAMES)})")
+    text = resources.files("winback.quality").joinpath("suites", f"{name}.json").read_text()
+    definition = json.loads(text)
+    _check_definition(name, definition)
+    return definition
+
+
+def _check_definition(name: str, definition: dict[str, Any]) -> None:
+    seen: set[str] = set()
+    if definition.get("suite") != name:
+        raise SuiteDefinitionError(f"suites/{name}.json names itself {definition.get('suite')!r}")
+    for asset in definition.get("assets", []):
+        for key in ("name", "schema", "table", "expectations"):
+            if key not in asset:
+                raise SuiteDefinitionError(f"suite {name}: an asset lacks {key!r}")
+        for expectation in asset["expectations"]:
+            meta = expectation.get("meta") or {}
+            check = meta.get("name")
+            if not check or check in seen:
+                raise SuiteDefinitionError(f"suite {name}: missing or duplicate check name {check!r}")
+            seen.add(check)
+            if meta.get("severity") not in SEVERITIES:
+                raise SuiteDefinitionError(
+                    f"suite {name}: check {check} has severity {meta.get('severity')!r} "
+                    f"(use one of {', '.join(SEVERITIES)})")
+            if not expectation.get("type") or not isinstance(expectation.get("kwargs"), dict):
+                raise SuiteDefinitionError(f"suite {name}: check {check} lacks type or kwargs")
+
+
+def quarter_end(quarter_start: dt.date) -> dt.date:
+    month = quarter_start.month + 3
+    year = quarter_start.year + (month > 12)
+    return dt.date(year, (month - 1) % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def quarter_of(day: dt.date) -> dt.date:
+    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def last_closed_quarter(as_of: dt.date) -> dt.date:
+    """First day of the last calendar quarter whose last day is <= ``as_of``."""
+    running = quarter_of(as_of + dt.timedelta(days=1))
+    return quarter_of(running - dt.timedelta(days=1))
+
+
+def run_values(as_of: dt.date, quarter_start: dt.date | None) -> dict[str, Any]:
+    closed = last_closed_quarter(as_of)
+    values: dict[str, Any] = {"as_of": as_of, "last_closed_quarter": closed,
+                              "last_closed_quarter_end": quarter_end(closed)}
+    if quarter_start is not None:
+        values.update(quarter_start=quarter_start, quarter_end=quarter_end(quarter_start))
+    return values
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date):
+        return f"date '{value.isoformat()}'"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, list | tuple):
+        return "array[" + ", ".join(_sql_literal(item) for item in value) + "]"
+    raise SuiteDefinitionError(f"cannot use {value!r} in SQL")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(item) for item in value)
+    return str(value)
+
+
+def _fill(template: str, values: dict[str, Any], render, where: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise SuiteDefinitionError(f"{where}: unknown placeholder ${{{key}}}")
+        return render(values[key])
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def _fill_kwarg(key: str, value: Any, values: dict[str, Any], where: str) -> Any:
+    if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value)
+        if whole and key not in _SQL_KWARGS:
+            if whole.group(1) not in values:
+                raise SuiteDefinitionError(f"{where}: unknown placeholder {value}")
+            return copy.deepcopy(values[whole.group(1)])
+        return _fill(value, values, _sql_literal if key in _SQL_KWARGS else _text, where)
+    if isinstance(value, list):
+        return [_fill_kwarg(key, item, values, where) for item in value]
+    return value
+
+
+def load_suite(name: str, as_of: dt.date, quarter_start: dt.date | None = None) -> Suite:
+    """The suite ``name`` with every placeholder filled for this run; checks whose
+    ``requires`` are not given (e.g. no quarter) are left out."""
+    definition = _raw_definition(name)
+    parameters = dict(definition.get("parameters") or {})
+    values = {**parameters, **run_values(as_of, quarter_start)}
+    assets = []
+    for asset in definition["assets"]:
+        checks = []
+        for expectation in asset["expectations"]:
+            meta = dict(expectation.get("meta") or {})
+            where = f"suite {name}, check {meta['name']}"
+            if any(values.get(required) is None for required in meta.get("requires", [])):
+                continue
+            kwargs = {key: _fill_kwarg(key, value, values, where) for key, value in expectation["kwargs"].items()}
+            description = _fill(expectation.get("description") or meta["name"], values, _text, where)
+            checks.append(Check(name=meta["name"], severity=meta["severity"], type=expectation["type"],
+                                kwargs=kwargs, description=description, meta=meta))
+        assets.append(Asset(name=asset["name"], schema=asset["schema"], table=asset["table"], checks=tuple(checks)))
+    return Suite(name=name, description=definition.get("description", ""), parameters=parameters,
+                 assets=tuple(assets))

@@ -1,0 +1,246 @@
+-- winback published reporting layer and the quality gate's audit trail. Idempotent:
+-- applied by winback.warehouse.bootstrap() after bootstrap.sql, every time.
+--
+-- audit.validation_results   one row per quality-gate run (winback.quality.run_gate)
+-- reporting.kpi_publications one row per published version of a quarter
+-- reporting.*_versions       every published version of the quarterly KPI rows (history)
+-- reporting.kpi_quarterly*   views: the latest published version of every quarter (BI reads these)
+--
+-- Rows get into reporting only through winback.publish.publish_quarter(): one transaction
+-- per quarter and version, refused unless a successful gate run validated exactly the rows
+-- being published. Published rows are never updated or deleted; a correction is a new version.
+
+-- ---------------------------------------------------------------- audit: quality gate runs
+create table if not exists audit.validation_results (
+    validation_id       text primary key,
+    run_id              text not null,
+    suite               text not null,
+    as_of               date not null,
+    quarter_start       date,
+    success             boolean not null,
+    failed_blocking     text[] not null default '{}',
+    failed_warning      text[] not null default '{}',
+    observed            jsonb not null default '{}'::jsonb,
+    evaluated           integer not null default 0,
+    staged_fingerprint  text,
+    data_docs_path      text,
+    created_at          timestamptz not null default now()
+);
+create index if not exists validation_results_suite_quarter
+    on audit.validation_results (suite, quarter_start, created_at);
+
+comment on table audit.validation_results is
+    'One row per quality-gate run (Great Expectations): which suite, for which as-of date and '
+    'quarter, whether it passed (no blocking check failed), the failed checks and the observed values.';
+comment on column audit.validation_results.validation_id is
+    'Identifier of the gate run; publishing a quarter requires the id of a successful kpi run of it.';
+comment on column audit.validation_results.run_id is 'The pipeline run (e.g. the Airflow run id) that ran the gate.';
+comment on column audit.validation_results.suite is 'Which set of checks ran: raw (nightly load) or kpi (quarterly figures).';
+comment on column audit.validation_results.as_of is 'The as-of date the checked data describes.';
+comment on column audit.validation_results.quarter_start is 'First day of the quarter the kpi run validated for publishing (null for raw runs).';
+comment on column audit.validation_results.success is 'True when no blocking check failed (warnings do not stop publishing).';
+comment on column audit.validation_results.failed_blocking is 'Names of the failed blocking checks.';
+comment on column audit.validation_results.failed_warning is 'Names of the failed warning checks.';
+comment on column audit.validation_results.observed is 'Per check: severity, outcome, observed value and sample of offending rows.';
+comment on column audit.validation_results.evaluated is 'Number of checks evaluated.';
+comment on column audit.validation_results.staged_fingerprint is
+    'Checksum of the quarter''s unpublished KPI rows at validation time; publishing compares it with the rows it copies.';
+comment on column audit.validation_results.data_docs_path is 'The Data Docs page (HTML) of the run.';
+comment on column audit.validation_results.created_at is 'When the gate ran.';
+
+-- ---------------------------------------------------------------- reporting: publications
+create table if not exists reporting.kpi_publications (
+    quarter_start   date not null,
+    version         integer not null check (version >= 1),
+    published_at    timestamptz not null default now(),
+    validation_id   text not null references audit.validation_results (validation_id),
+    reason          text not null check (btrim(reason) <> ''),
+    kpi_rows        integer not null,
+    breakdown_rows  integer not null,
+    primary key (quarter_start, version)
+);
+
+comment on table reporting.kpi_publications is
+    'Publication log: one row per published version of a quarter''s KPI figures, with who validated it and why.';
+comment on column reporting.kpi_publications.quarter_start is 'First day of the published calendar quarter.';
+comment on column reporting.kpi_publications.version is 'Version of the quarter''s figures: 1 = first publication, higher = corrections.';
+comment on column reporting.kpi_publications.published_at is 'When this version was published.';
+comment on column reporting.kpi_publications.validation_id is 'The quality-gate run that approved exactly these figures.';
+comment on column reporting.kpi_publications.reason is 'Why this version was published (first publication, correction of ...).';
+comment on column reporting.kpi_publications.kpi_rows is 'Company-total rows published (always 1).';
+comment on column reporting.kpi_publications.breakdown_rows is 'Breakdown rows published (manager, region, industry, sales channel, loss reason).';
+
+-- ---------------------------------------------------------------- reporting: versioned KPI rows
+create table if not exists reporting.kpi_quarterly_versions (
+    quarter_start          date not null,
+    version                integer not null,
+    active_clients_start   bigint,
+    new_clients            bigint,
+    lost_clients           bigint,
+    returned_clients       bigint,
+    lost_pool_start        bigint,
+    churn_rate             double precision,
+    winback_rate           double precision,
+    revenue_lost_ttm       numeric,
+    revenue_recovered_90d  numeric,
+    is_window_complete     boolean,
+    median_days_to_return  double precision,
+    lost_contacted_share   double precision,
+    as_of_date             date not null,
+    published_at           timestamptz not null,
+    validation_id          text not null,
+    reason                 text not null,
+    primary key (quarter_start, version),
+    foreign key (quarter_start, version) references reporting.kpi_publications (quarter_start, version)
+);
+
+create table if not exists reporting.kpi_quarterly_breakdown_versions (
+    quarter_start          date not null,
+    version                integer not null,
+    dimension              text not null,
+    dimension_value        text not null,
+    active_clients_start   bigint,
+    new_clients            bigint,
+    lost_clients           bigint,
+    returned_clients       bigint,
+    lost_pool_start        bigint,
+    churn_rate             double precision,
+    winback_rate           double precision,
+    revenue_lost_ttm       numeric,
+    revenue_recovered_90d  numeric,
+    is_window_complete     boolean,
+    median_days_to_return  double precision,
+    lost_contacted_share   double precision,
+    as_of_date             date not null,
+    published_at           timestamptz not null,
+    validation_id          text not null,
+    reason                 text not null,
+    primary key (quarter_start, version, dimension, dimension_value),
+    foreign key (quarter_start, version) references reporting.kpi_publications (quarter_start, version)
+);
+
+-- ---------------------------------------------------------------- reporting: latest-version views
+create or replace view reporting.kpi_quarterly as
+select
+    v.quarter_start,
+    v.active_clients_start,
+    v.new_clients,
+    v.lost_clients,
+    v.returned_clients,
+    v.lost_pool_start,
+    v.churn_rate,
+    v.winback_rate,
+    v.revenue_lost_ttm,
+    v.revenue_recovered_90d,
+    v.is_window_complete,
+    v.median_days_to_return,
+    v.lost_contacted_share,
+    v.as_of_date,
+    v.version,
+    v.published_at,
+    v.reason
+from reporting.kpi_quarterly_versions as v
+where v.version = (
+    select max(p.version) from reporting.kpi_publications as p where p.quarter_start = v.quarter_start
+);
+
+create or replace view reporting.kpi_quarterly_breakdown as
+select
+    v.quarter_start,
+    v.dimension,
+    v.dimension_value,
+    v.active_clients_start,
+    v.new_clients,
+    v.lost_clients,
+    v.returned_clients,
+    v.lost_pool_start,
+    v.churn_rate,
+    v.winback_rate,
+    v.revenue_lost_ttm,
+    v.revenue_recovered_90d,
+    v.is_window_complete,
+    v.median_days_to_return,
+    v.lost_contacted_share,
+    v.as_of_date,
+    v.version,
+    v.published_at,
+    v.reason
+from reporting.kpi_quarterly_breakdown_versions as v
+where v.version = (
+    select max(p.version) from reporting.kpi_publications as p where p.quarter_start = v.quarter_start
+);
+
+-- ---------------------------------------------------------------- business-language comments
+comment on table reporting.kpi_quarterly_versions is
+    'Every published version of the quarterly win-back KPIs (company total, one row per quarter and version). '
+    'Corrections add a version; earlier versions stay here unchanged.';
+comment on table reporting.kpi_quarterly_breakdown_versions is
+    'Every published version of the quarterly win-back KPIs broken down by manager, region, industry, '
+    'sales channel and loss reason.';
+comment on view reporting.kpi_quarterly is
+    'The quarterly win-back KPIs as last published: one row per closed calendar quarter (company total). '
+    'Figures of a quarter only change through a new published version.';
+comment on view reporting.kpi_quarterly_breakdown is
+    'The quarterly win-back KPIs as last published, per manager, region, industry, sales channel and loss reason.';
+
+do $$
+declare
+    rel text;
+begin
+    foreach rel in array array[
+        'reporting.kpi_quarterly_versions', 'reporting.kpi_quarterly_breakdown_versions',
+        'reporting.kpi_quarterly', 'reporting.kpi_quarterly_breakdown'
+    ] loop
+        execute format($c$comment on column %s.quarter_start is %L$c$, rel,
+            'First day of the calendar quarter the figures describe.');
+        execute format($c$comment on column %s.active_clients_start is %L$c$, rel,
+            'Active clients when the quarter started: bought before the quarter and not lost on its eve.');
+        execute format($c$comment on column %s.new_clients is %L$c$, rel,
+            'Clients whose first purchase fell in the quarter.');
+        execute format($c$comment on column %s.lost_clients is %L$c$, rel,
+            'Clients that became lost in the quarter (no purchase for more than the lost threshold, 180 days by default).');
+        execute format($c$comment on column %s.returned_clients is %L$c$, rel,
+            'Lost clients that bought again in the quarter (won back).');
+        execute format($c$comment on column %s.lost_pool_start is %L$c$, rel,
+            'Clients that were lost when the quarter started (the pool to win back).');
+        execute format($c$comment on column %s.churn_rate is %L$c$, rel,
+            'Share of the active clients at quarter start that became lost in the quarter (empty when there were none).');
+        execute format($c$comment on column %s.winback_rate is %L$c$, rel,
+            'Won-back clients divided by the lost clients available to win back (pool at start plus newly lost).');
+        execute format($c$comment on column %s.revenue_lost_ttm is %L$c$, rel,
+            'Net revenue the newly lost clients brought in the 12 months before they became lost.');
+        execute format($c$comment on column %s.revenue_recovered_90d is %L$c$, rel,
+            'Net revenue of the won-back clients in their first 90 days back.');
+        execute format($c$comment on column %s.is_window_complete is %L$c$, rel,
+            'True when all 90-day windows of the won-back clients have ended, so the recovered revenue is final.');
+        execute format($c$comment on column %s.median_days_to_return is %L$c$, rel,
+            'Median number of days the won-back clients stayed lost.');
+        execute format($c$comment on column %s.lost_contacted_share is %L$c$, rel,
+            'Share of the newly lost clients that a manager contacted within 30 days of becoming lost.');
+        execute format($c$comment on column %s.as_of_date is %L$c$, rel,
+            'The date up to which data was used to compute the figures.');
+        execute format($c$comment on column %s.version is %L$c$, rel,
+            'Published version of the quarter''s figures (1 = first publication, higher = corrections).');
+        execute format($c$comment on column %s.published_at is %L$c$, rel, 'When this version was published.');
+        execute format($c$comment on column %s.reason is %L$c$, rel, 'Why this version was published.');
+    end loop;
+    foreach rel in array array['reporting.kpi_quarterly_breakdown_versions', 'reporting.kpi_quarterly_breakdown'] loop
+        execute format($c$comment on column %s.dimension is %L$c$, rel,
+            'What the figures are broken down by: manager, region, industry, sales_channel or loss_reason.');
+        execute format($c$comment on column %s.dimension_value is %L$c$, rel,
+            'The manager, region, industry, sales channel or loss reason (''unknown'' when not recorded).');
+    end loop;
+    foreach rel in array array['reporting.kpi_quarterly_versions', 'reporting.kpi_quarterly_breakdown_versions'] loop
+        execute format($c$comment on column %s.validation_id is %L$c$, rel,
+            'The quality-gate run that approved this version.');
+    end loop;
+end $$;
+
+-- ---------------------------------------------------------------- privileges
+-- BI reads the published figures (tables and views); nobody but the publisher writes them.
+grant select on all tables in schema reporting to winback_bi_reader;
+grant select, insert on audit.validation_results to winback_transformer;
+grant select, insert on reporting.kpi_publications, reporting.kpi_quarterly_versions,
+    reporting.kpi_quarterly_breakdown_versions to winback_transformer;
+revoke update, delete, truncate on reporting.kpi_publications, reporting.kpi_quarterly_versions,
+    reporting.kpi_quarterly_breakdown_versions from winback_transformer, winback_bi_reader;

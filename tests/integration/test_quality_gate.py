@@ -1,0 +1,461 @@
+"""The quality gate on a real warehouse: clean data passes and publishes, corruptions fail.
+
+Once per module a small, deterministic raw dataset (50 clients buying on weekdays since
+2023, with clients that stop, pause and come back, cancellations, return lines, one
+late-arriving client and a few contacts) is loaded into a fresh warehouse, the dbt project
+is built for D = 2025-04-04 (a Friday), the raw and kpi gates run and Q1 2025 is
+published as version 1. That database is the template: every test works on its own copy,
+breaks one thing the way production data breaks, and checks that the gate fails naming
+the broken rule, that the failure is recorded, and that the published reporting rows are
+untouched (publishing with the failed validation is refused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import urllib.parse
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from winback import warehouse
+from winback.dbt import run_dbt
+from winback.publish import PublishError, publish_quarter
+from winback.quality import GateError, GateFailed, run_gate
+
+pytestmark = pytest.mark.integration
+
+AS_OF = dt.date(2025, 4, 4)            # a Friday; the last closed quarter is Q1 2025
+QUARTER = dt.date(2025, 1, 1)
+FIRST_DAY = dt.date(2023, 1, 2)
+LOAD_ID = 1
+MANAGERS = ["M1", "M2", "M3", "M4"]
+REGIONS = ["North", "South", "West"]
+INDUSTRIES = ["retail", "food", "construction"]
+CHANNELS = ["direct", "online", "dealer"]
+UNKNOWN_CLIENT = "C049"                # sells, but has no clients row (late-arriving dimension)
+
+
+# ----------------------------------------------------------------------------- the raw dataset
+def _h(*parts: object) -> int:
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def _business_days(first: dt.date, last: dt.date):
+    day = first
+    while day <= last:
+        if day.weekday() < 5:
+            yield day
+        day += dt.timedelta(days=1)
+
+
+def _buys(client: int, day: dt.date) -> bool:
+    """Client purchase patterns: steady buyers, clients that stop (lost for good) and
+    clients that pause for longer than L = 180 days (lost, then won back)."""
+    if client % 10 == 3 and day > dt.date(2024, 3, 1):
+        return False                    # stops: lost in Q3 2024
+    if client % 10 == 5 and day > dt.date(2024, 8, 1):
+        return False                    # stops: lost in Q1 2025
+    if client % 10 == 7 and dt.date(2023, 9, 1) <= day < dt.date(2024, 5, 6):
+        return False                    # pause: lost in Q1 2024, back in Q2 2024
+    if client % 10 == 1 and client > 20 and dt.date(2024, 4, 1) <= day < dt.date(2025, 1, 20):
+        return False                    # pause: lost in Q3 2024, back in Q1 2025 (90-day window still open)
+    return True
+
+
+def sales_lines(clients: int = 50) -> list[dict]:
+    rows = []
+    for n, day in enumerate(_business_days(FIRST_DAY, AS_OF)):
+        for i in range(1, clients + 1):
+            rhythm = (3, 5, 7, 10, 15)[i % 5]
+            if (n + i) % rhythm or not _buys(i, day):
+                continue
+            client = f"C{i:03d}"
+            order = f"O{client}-{n}"
+            changed = dt.datetime.combine(day, dt.time(17, 0), tzinfo=dt.UTC)
+            for k in range(1 + _h(order) % 3):
+                line = f"L{client}-{n}-{k}"
+                amount = Decimal(100 + _h(line) % 900) + Decimal(_h(line, "c") % 100) / 100
+                rows.append({
+                    "line_id": line, "order_id": order, "client_id": client, "order_date": day,
+                    "quantity": Decimal(1 + _h(line, "q") % 5), "net_amount": amount,
+                    "cost_amount": (amount * Decimal("0.6")).quantize(Decimal("0.01")),
+                    "product_id": f"P{_h(line, 'p') % 20}", "channel": CHANNELS[_h(client) % 3],
+                    "status": "cancelled" if _h(line, "s") % 40 == 0 else "completed", "updated_at": changed,
+                })
+            if _h(order, "r") % 50 == 0:
+                rows.append({
+                    "line_id": f"L{client}-{n}-r", "order_id": order, "client_id": client, "order_date": day,
+                    "quantity": Decimal(-1), "net_amount": Decimal("-50.00"), "cost_amount": Decimal("-30.00"),
+                    "product_id": "P1", "channel": CHANNELS[_h(client) % 3], "status": "returned",
+                    "updated_at": changed,
+                })
+    return rows
+
+
+def clients_rows(clients: int = 50) -> list[dict]:
+    return [{"client_id": f"C{i:03d}", "name": f"Client {i}", "region": REGIONS[i % 3],
+             "industry": INDUSTRIES[i % 2], "manager_id": MANAGERS[i % 4], "acquisition_channel": "web",
+             "potential_revenue": None}
+            for i in range(1, clients + 1) if f"C{i:03d}" != UNKNOWN_CLIENT]
+
+
+def contacts_rows() -> list[dict]:
+    """Win-back calls to the clients that stop in 2024-08 (some within 30 days of loss)."""
+    rows = []
+    for i in range(5, 51, 10):
+        at = dt.datetime(2025, 2, 10 + i % 7, 10, 0, tzinfo=dt.UTC)
+        rows.append({"contact_id": f"K{i}", "client_id": f"C{i:03d}", "manager_id": MANAGERS[i % 4],
+                     "contact_at": at, "channel": "call", "direction": "outbound", "outcome": "refused",
+                     "loss_reason": ["price", "competitor"][i % 2], "nps_score": 4})
+    return rows
+
+
+def _copy(conn: psycopg.Connection, table: str, rows: list[dict]) -> None:
+    columns = list(rows[0])
+    names = sql.SQL(", ").join(map(sql.Identifier, [*columns, "_source_object", "_load_id"]))
+    with conn.cursor().copy(sql.SQL("copy {} ({}) from stdin").format(sql.SQL(table), names)) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns] + ["test", LOAD_ID])
+
+
+def load_raw(dsn: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into audit.load_runs (load_id, logical_date, entity, source_kind, status) "
+                     "values (%s, %s, 'sales_lines', 'sql', 'success')", (LOAD_ID, AS_OF))
+        _copy(conn, "raw.managers", [{"manager_id": m, "name": f"Manager {m}", "team": "T1", "active": True}
+                                     for m in MANAGERS])
+        _copy(conn, "raw.clients", clients_rows())
+        _copy(conn, "raw.sales_lines", sales_lines())
+        _copy(conn, "raw.contacts", contacts_rows())
+
+
+# ----------------------------------------------------------------------------- databases
+def _dsn(admin_dsn: str, dbname: str) -> str:
+    return urllib.parse.urlsplit(admin_dsn)._replace(path=f"/{dbname}").geturl()
+
+
+def _create(admin_dsn: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        statement = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" template {}").format(sql.Identifier(template))
+        conn.execute(statement)
+    return _dsn(admin_dsn, name)
+
+
+def _drop(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def reporting_snapshot(dsn: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(dsn) as conn:
+        return {relation: conn.execute(f"select * from {relation} order by 1, 2, 3").fetchall()
+                for relation in ("reporting.kpi_publications", "reporting.kpi_quarterly_versions",
+                                 "reporting.kpi_quarterly_breakdown_versions", "reporting.kpi_quarterly",
+                                 "reporting.kpi_quarterly_breakdown")}
+
+
+@pytest.fixture(scope="module")
+def template(pg_admin_dsn, tmp_path_factory):
+    """A warehouse built by dbt from the raw dataset, gated, with Q1 2025 published (v1)."""
+    name = f"wb_gate_tpl_{uuid.uuid4().hex[:10]}"
+    dsn = _create(pg_admin_dsn, name)
+    home = tmp_path_factory.mktemp("gate_template_home")
+    try:
+        warehouse.bootstrap(dsn)
+        load_raw(dsn)
+        target = tmp_path_factory.mktemp("dbt_target")
+        run_dbt(["build", "--target-path", str(target)], dsn, vars={"as_of_date": AS_OF.isoformat()})
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("WINBACK_HOME", str(home))
+            raw = run_gate(dsn, "raw", AS_OF, None, "template").raise_for_failure()
+            kpi = run_gate(dsn, "kpi", AS_OF, QUARTER, "template").raise_for_failure()
+        version = publish_quarter(dsn, QUARTER, kpi.validation_id, "quarterly publication")
+        assert version == 1
+        yield {"name": name, "raw": raw, "kpi": kpi}
+    finally:
+        _drop(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def gate_home(pg_admin_dsn, tmp_path, monkeypatch) -> Path:
+    """Data Docs and GX results of the test go to its own state dir (after the server started)."""
+    monkeypatch.setenv("WINBACK_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def wh(template, pg_admin_dsn, gate_home) -> str:
+    """A private copy of the template warehouse."""
+    name = f"wb_gate_{uuid.uuid4().hex[:10]}"
+    dsn = _create(pg_admin_dsn, name, template=template["name"])
+    yield dsn
+    _drop(pg_admin_dsn, name)
+
+
+def execute(dsn: str, *statements: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def one(dsn: str, query: str, params: tuple = ()):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchone()
+
+
+# ----------------------------------------------------------------------------- clean data
+def test_clean_warehouse_passes_and_was_published(template, wh, gate_home):
+    # The template's own gate runs passed; both are recorded in the audit trail.
+    assert template["raw"].success and template["kpi"].success
+    for result in (template["raw"], template["kpi"]):
+        row = one(wh, "select success, failed_blocking, suite from audit.validation_results "
+                      "where validation_id = %s", (result.validation_id,))
+        assert row == (True, [], result.suite)
+
+    # Version 1 of Q1 2025 is what the view shows, equal to the staged rows.
+    published = one(wh, "select lost_clients, returned_clients, lost_pool_start, churn_rate, version, reason "
+                        "from reporting.kpi_quarterly where quarter_start = %s", (QUARTER,))
+    staged = one(wh, "select lost_clients, returned_clients, lost_pool_start, churn_rate "
+                     "from kpi_staging.kpi_quarterly where quarter_start = %s", (QUARTER,))
+    assert published == (*staged, 1, "quarterly publication")
+    breakdown = one(wh, "select count(*) from reporting.kpi_quarterly_breakdown where quarter_start = %s",
+                    (QUARTER,))[0]
+    assert breakdown == one(wh, "select count(*) from kpi_staging.kpi_quarterly_breakdown "
+                                "where quarter_start = %s", (QUARTER,))[0] > 0
+
+    # A fresh run on the copy passes too, without a quarter as well; Data Docs are written.
+    kpi = run_gate(wh, "kpi", AS_OF, None, "clean")
+    raw = run_gate(wh, "raw", AS_OF, None, "clean")
+    assert kpi.success and raw.success, (kpi.message, raw.message)
+    assert kpi.data_docs_path == gate_home / "output" / "data_docs" / "index.html"
+    assert kpi.data_docs_path.is_file()
+    assert "winback.kpi.kpi_quarterly" in kpi.data_docs_path.read_text()
+    assert kpi.observed["kpi_quarterly.one_row_per_quarter"]["success"] is True
+    # The DSN as Airflow's connection carries it (socket directory in the host part) works too.
+    assert run_gate(warehouse.airflow_conn_uri(wh), "raw", AS_OF, None, "airflow-dsn").success
+
+
+def test_warning_is_reported_but_does_not_block(template):
+    # Clients C021, C031, C041 came back on 2025-01-20 or later: their 90-day windows end
+    # after 2025-04-04, so Q1 2025's recovered revenue is not final: a warning only.
+    kpi = template["kpi"]
+    assert kpi.success
+    assert kpi.failed_warning == ["kpi_quarterly.recovered_revenue_final"]
+    assert kpi.observed["kpi_quarterly.recovered_revenue_final"]["severity"] == "warning"
+
+
+# ----------------------------------------------------------------------------- corruptions
+def _some_line(day_filter: str) -> str:
+    return (f"(select line_id from raw.sales_lines where status = 'completed' and {day_filter} "
+            "order by line_id limit 1)")
+
+
+RAW_CORRUPTIONS = {
+    # A day's delivery went missing: D has no lines at all.
+    "missing_day": (["delete from raw.sales_lines where order_date = date '2025-04-04'"],
+                    "sales_lines.daily_volume"),
+    # Lines dated after the as-of date of the load that delivered them.
+    "future_dated_lines": ([
+        "insert into raw.sales_lines (line_id, order_id, client_id, order_date, quantity, net_amount, status, "
+        "_source_object, _load_id) select line_id || '-future', order_id, client_id, date '2025-04-09', "
+        "quantity, net_amount, status, _source_object, _load_id from raw.sales_lines "
+        "where order_date = date '2025-04-04' limit 5"],
+        "sales_lines.no_future_dates"),
+    # 40 lines on D for clients that have no clients row.
+    "unknown_client_spike": ([
+        "insert into raw.sales_lines (line_id, order_id, client_id, order_date, quantity, net_amount, status, "
+        "_source_object, _load_id) select 'LX' || n, 'OX' || n, 'X' || n, date '2025-04-04', 1, 100, "
+        "'completed', 'test', 1 from generate_series(1, 40) as n"],
+        "sales_lines.unknown_clients_recent"),
+    # Everything ordered in the last week cancelled at once.
+    "mass_cancellations": (["update raw.sales_lines set status = 'cancelled' "
+                            "where order_date > date '2025-04-04' - 7"],
+                           "sales_lines.cancellations_recent"),
+    # No new sales for ten days.
+    "stale_data": (["delete from raw.sales_lines where order_date > date '2025-04-04' - 10"],
+                   "sales_lines.fresh"),
+    "amount_sign_flipped": ([f"update raw.sales_lines set net_amount = -net_amount "
+                             f"where line_id = {_some_line('quantity > 0')}"],
+                            "sales_lines.amount_sign_matches_quantity"),
+    "unknown_status": ([f"update raw.sales_lines set status = 'lost' where line_id = {_some_line('true')}"],
+                       "sales_lines.status_known"),
+}
+
+Q = "date '2025-01-01'"
+FEBRUARY_LINE = _some_line("order_date = date '2025-02-03'")
+KPI_CORRUPTIONS = {
+    # The same client x day twice in the revenue every KPI is computed from.
+    "duplicated_daily_revenue_row": ([
+        "insert into intermediate.int_client_daily_revenue select * from intermediate.int_client_daily_revenue "
+        "where order_date = date '2025-02-03' and net_amount > 0 limit 1"],
+        "int_client_daily_revenue.one_row_per_client_day"),
+    # The same client x quarter twice in the revenue mart.
+    "duplicated_mart_revenue_row": ([
+        f"insert into marts.fct_revenue_deviations select * from marts.fct_revenue_deviations "
+        f"where quarter_start = {Q} and net_revenue > 0 limit 1"],
+        "fct_revenue_deviations.one_row_per_client_quarter"),
+    # The mart holds twice the quarter's revenue.
+    "revenue_doubled": ([f"update marts.fct_revenue_deviations set net_revenue = 2 * net_revenue "
+                         f"where quarter_start = {Q}"],
+                        "fct_revenue_deviations.reconciles_with_raw"),
+    # A raw line changed by 5 cents after the marts were built: raw and marts disagree.
+    "raw_mart_not_reconciling": ([f"update raw.sales_lines set net_amount = net_amount + 0.05 "
+                                  f"where line_id = {FEBRUARY_LINE}"],
+                                 "fct_revenue_deviations.reconciles_with_raw"),
+    "rate_above_one": ([f"update kpi_staging.kpi_quarterly set winback_rate = 1.25 where quarter_start = {Q}"],
+                       "kpi_quarterly.winback_rate_within_0_1"),
+    "breakdown_rate_above_one": ([
+        f"update kpi_staging.kpi_quarterly_breakdown set churn_rate = 1.5 "
+        f"where quarter_start = {Q} and dimension = 'region'"],
+        "kpi_quarterly_breakdown.churn_rate_within_0_1"),
+    "duplicated_quarter_row": ([f"insert into kpi_staging.kpi_quarterly select * from kpi_staging.kpi_quarterly "
+                                f"where quarter_start = {Q}"],
+                               "kpi_quarterly.one_row_per_quarter"),
+    "duplicated_breakdown_row": ([
+        f"insert into kpi_staging.kpi_quarterly_breakdown select * from kpi_staging.kpi_quarterly_breakdown "
+        f"where quarter_start = {Q} and dimension = 'manager' limit 1"],
+        "kpi_quarterly_breakdown.one_row_per_dimension_value"),
+    "returned_more_than_lost_pool": ([
+        f"update kpi_staging.kpi_quarterly set returned_clients = lost_pool_start + lost_clients + 1 "
+        f"where quarter_start = {Q}"],
+        "kpi_quarterly.returned_within_lost_pool"),
+    "breakdown_does_not_add_up": ([
+        f"update kpi_staging.kpi_quarterly_breakdown set lost_clients = lost_clients + 1 "
+        f"where (quarter_start, dimension, dimension_value) = (select quarter_start, dimension, dimension_value "
+        f"from kpi_staging.kpi_quarterly_breakdown where quarter_start = {Q} and dimension = 'manager' "
+        f"order by dimension_value limit 1)"],
+        "kpi_quarterly_breakdown.sums_match_overall"),
+    "future_quarter_row": ([
+        f"insert into kpi_staging.kpi_quarterly select * from kpi_staging.kpi_quarterly where quarter_start = {Q}",
+        "update kpi_staging.kpi_quarterly set quarter_start = date '2025-04-01' where ctid = "
+        f"(select max(ctid) from kpi_staging.kpi_quarterly where quarter_start = {Q})"],
+        "kpi_quarterly.closed_quarters_only"),
+    "null_quarter_start": ([
+        "insert into kpi_staging.kpi_quarterly select * from kpi_staging.kpi_quarterly "
+        "where quarter_start = date '2024-10-01'",
+        "update kpi_staging.kpi_quarterly set quarter_start = null where ctid = "
+        "(select max(ctid) from kpi_staging.kpi_quarterly where quarter_start = date '2024-10-01')"],
+        "kpi_quarterly.quarter_start_not_null"),
+    "quarter_missing": ([f"delete from kpi_staging.kpi_quarterly where quarter_start = {Q}"],
+                        "kpi_quarterly.quarter_staged"),
+    "kpis_of_another_as_of": (["update kpi_staging.kpi_quarterly set as_of_date = date '2025-04-03'"],
+                              "kpi_quarterly.built_for_as_of"),
+    "lost_clients_not_matching_episodes": ([
+        f"update kpi_staging.kpi_quarterly set lost_clients = lost_clients + 1, "
+        f"churn_rate = (lost_clients + 1)::float8 / nullif(active_clients_start, 0) where quarter_start = {Q}"],
+        "kpi_quarterly.matches_lost_episodes"),
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(RAW_CORRUPTIONS))
+def test_raw_corruption_fails_the_raw_gate(corruption, wh):
+    statements, expected = RAW_CORRUPTIONS[corruption]
+    before = reporting_snapshot(wh)
+    execute(wh, *statements)
+
+    result = run_gate(wh, "raw", AS_OF, None, f"test-{corruption}")
+
+    assert not result.success
+    assert expected in result.failed_blocking, result.message
+    assert result.observed[expected]["success"] is False
+    row = one(wh, "select success, failed_blocking from audit.validation_results where validation_id = %s",
+              (result.validation_id,))
+    assert row[0] is False and expected in row[1]
+    with pytest.raises(GateFailed, match=expected):
+        result.raise_for_failure()
+    assert reporting_snapshot(wh) == before
+
+
+@pytest.mark.parametrize("corruption", sorted(KPI_CORRUPTIONS))
+def test_kpi_corruption_fails_the_gate_and_is_not_published(corruption, wh):
+    statements, expected = KPI_CORRUPTIONS[corruption]
+    before = reporting_snapshot(wh)
+    execute(wh, *statements)
+
+    result = run_gate(wh, "kpi", AS_OF, QUARTER, f"test-{corruption}")
+
+    assert not result.success
+    assert expected in result.failed_blocking, result.message
+    with pytest.raises(PublishError, match="failed") as refused:
+        publish_quarter(wh, QUARTER, result.validation_id, f"attempt after {corruption}")
+    assert "\n" not in str(refused.value)
+    assert reporting_snapshot(wh) == before
+
+
+def test_reconciliation_reports_the_difference(wh):
+    raw_q1 = one(wh, "select sum(net_amount) from raw.sales_lines where status <> 'cancelled' "
+                     "and order_date between date '2025-01-01' and date '2025-03-31'")[0]
+    execute(wh, *KPI_CORRUPTIONS["revenue_doubled"][0])
+
+    result = run_gate(wh, "kpi", AS_OF, QUARTER, "test-difference")
+
+    rows = result.observed["fct_revenue_deviations.reconciles_with_raw"]["rows"]
+    assert [(r["quarter_start"], round(r["difference"], 2)) for r in rows] == [("2025-01-01", float(raw_q1))]
+    stored = one(wh, "select observed -> 'fct_revenue_deviations.reconciles_with_raw' ->> 'observed_value' "
+                     "from audit.validation_results where validation_id = %s", (result.validation_id,))[0]
+    assert stored == "1"
+
+
+def test_publish_after_correction_creates_version_2(template, wh):
+    # Staged figures change (e.g. a late correction), the gate passes again, a new version
+    # appears with its reason; version 1 stays queryable.
+    execute(wh, f"update kpi_staging.kpi_quarterly set median_days_to_return = median_days_to_return + 1 "
+                f"where quarter_start = {Q}")
+    result = run_gate(wh, "kpi", AS_OF, QUARTER, "test-correction").raise_for_failure()
+
+    assert publish_quarter(wh, QUARTER, result.validation_id, "correction: late returns") == 2
+    v1 = one(wh, "select median_days_to_return from reporting.kpi_quarterly_versions "
+                 "where quarter_start = %s and version = 1", (QUARTER,))[0]
+    shown = one(wh, "select version, reason, median_days_to_return from reporting.kpi_quarterly "
+                    "where quarter_start = %s", (QUARTER,))
+    assert shown == (2, "correction: late returns", v1 + 1)
+    assert one(wh, "select count(distinct version) from reporting.kpi_quarterly_breakdown_versions "
+                   "where quarter_start = %s", (QUARTER,))[0] == 2
+    # Re-publishing the same figures is a no-op.
+    assert publish_quarter(wh, QUARTER, result.validation_id, "again") == 2
+    assert one(wh, "select count(*) from reporting.kpi_publications where quarter_start = %s", (QUARTER,))[0] == 2
+
+
+def test_missing_table_fails_the_gate_with_a_named_reason(wh):
+    execute(wh, "drop table marts.fct_revenue_deviations")
+    result = run_gate(wh, "kpi", AS_OF, QUARTER, "test-missing-table")
+    assert not result.success
+    assert "fct_revenue_deviations.reconciles_with_raw" in result.failed_blocking
+    assert result.errors["fct_revenue_deviations.reconciles_with_raw"] == \
+        "table marts.fct_revenue_deviations does not exist"
+
+
+def test_renamed_column_fails_the_check_instead_of_passing_it(wh):
+    execute(wh, "alter table kpi_staging.kpi_quarterly rename column winback_rate to win_back_rate")
+    result = run_gate(wh, "kpi", AS_OF, QUARTER, "test-renamed-column")
+    assert not result.success
+    assert "kpi_quarterly.winback_rate_within_0_1" in result.failed_blocking
+    assert "winback_rate" in result.errors["kpi_quarterly.winback_rate_within_0_1"]
+
+
+@pytest.mark.parametrize(("suite", "as_of", "quarter", "message"), [
+    ("nightly", AS_OF, None, "unknown quality suite 'nightly'"),
+    ("kpi", AS_OF, dt.date(2025, 4, 1), "not closed as of 2025-04-04"),
+    ("kpi", AS_OF, dt.date(2025, 2, 1), "not the first day of a calendar quarter"),
+    ("raw", AS_OF, QUARTER, "checks a nightly load, not a quarter"),
+])
+def test_bad_arguments_are_one_line_errors(suite, as_of, quarter, message):
+    with pytest.raises(GateError, match=message) as error:
+        run_gate("postgresql://nobody@localhost:1/none", suite, as_of, quarter, "test")
+    assert "\n" not in str(error.value)
+
+
+def test_observed_values_are_json(template):
+    observed = template["kpi"].observed
+    assert json.loads(json.dumps(observed)) == observed
+    assert set(observed) >= {"kpi_quarterly.one_row_per_quarter", "fct_revenue_deviations.reconciles_with_raw",
+                             "kpi_quarterly_breakdown.sums_match_overall"}
