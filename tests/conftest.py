@@ -22,6 +22,7 @@ from winback.orchestration import airflow_env
 
 # Tests get their own Airflow home (metadata DB) so they never touch the demo's, set
 # before anything imports airflow (Airflow reads its configuration at import).
+os.environ.setdefault("WINBACK_RETRY_DELAY_SECONDS", "1")  # DAG runs in tests fail fast
 _TEST_SETTINGS = get_settings()
 os.environ.update(airflow_env(_TEST_SETTINGS))
 os.environ["AIRFLOW_HOME"] = str(_TEST_SETTINGS.state_dir / "test-airflow")

@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # DAG runs started from the CLI run in this process: retry quickly rather than after
+    # the scheduler's backoff, so a failure is reported in seconds.
+    os.environ.setdefault("WINBACK_RETRY_DELAY_SECONDS", "1")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)

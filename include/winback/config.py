@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # JSON object overriding metric-contract dbt vars, e.g. {"lost_after_days": 120}.
     metric_overrides: dict[str, Any] = Field(default_factory=dict)
 
+    # First retry delay of a failed task (doubling up to 30 min). Interactive runs (the demo,
+    # tests) set it low so a failure surfaces in seconds rather than after the backoff.
+    retry_delay_seconds: int = Field(default=120, ge=1, le=3600)
+
     # Optional webhook for failure alerts (Airflow notifier); empty means log only.
     alert_webhook_url: str | None = None
 

@@ -58,7 +58,24 @@ def prepare_airflow(settings: Settings | None = None) -> dict[str, str]:
         if done.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{done.stderr[-2000:]}")
         marker.write_text("ok\n")
+    ensure_dbt_manifest(settings)
     return env
+
+
+def ensure_dbt_manifest(settings: Settings) -> Path:
+    """Build ``dbt_project/target/manifest.json`` when missing or older than the project.
+
+    The Cosmos DAGs render from this manifest, so parsing them runs no dbt.
+    """
+    from winback import dbt
+
+    manifest = settings.dbt_project_dir / "target" / "manifest.json"
+    sources = [p for pattern in ("models/**/*", "macros/**/*", "tests/**/*", "*.yml")
+               for p in settings.dbt_project_dir.glob(pattern) if p.is_file()]
+    newest = max((p.stat().st_mtime for p in sources), default=0)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
+        dbt.build_manifest()
+    return manifest
 
 
 def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None = None):
@@ -86,7 +103,7 @@ def default_args(settings: Settings) -> dict[str, Any]:
     return {
         "owner": OWNER,
         "retries": 3,
-        "retry_delay": dt.timedelta(minutes=2),
+        "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=30),
         "on_failure_callback": [alert_on_failure],
@@ -106,6 +123,18 @@ def raw_asset(entity: str):
     from airflow.sdk import Asset
 
     return Asset(name=f"winback.raw.{entity}", uri=f"winback://warehouse/raw/{entity}", group="winback-raw")
+
+
+def marts_asset():
+    from airflow.sdk import Asset
+
+    return Asset(name="winback.marts", uri="winback://warehouse/marts", group="winback-marts")
+
+
+def dbt_vars_template(settings: Settings) -> dict[str, Any]:
+    """dbt vars for a run: the user's metric overrides plus the run's as-of date (templated)."""
+    return {**settings.metric_overrides,
+            "as_of_date": "{{ ti.xcom_pull(task_ids='resolve_as_of') }}"}
 
 
 def alert_on_failure(context: dict[str, Any]) -> None:
@@ -137,6 +166,31 @@ def as_of_from_context(settings: Settings) -> dt.date:
     context = get_current_context()
     end = context.get("data_interval_end") or context["logical_date"]
     return as_of_for(end, settings.timezone)
+
+
+def resolve_as_of_task() -> str:
+    """The as-of date of a marts run: ``as_of`` from the run conf, else the fixed setting,
+    else the latest date the extract loaded sales lines successfully."""
+    from airflow.sdk import get_current_context
+
+    from winback import warehouse
+
+    settings = get_settings()
+    conf = (get_current_context().get("dag_run").conf or {}) if get_current_context().get("dag_run") else {}
+    if conf.get("as_of"):
+        return dt.date.fromisoformat(conf["as_of"]).isoformat()
+    if settings.as_of_date:
+        return settings.as_of_date.isoformat()
+    with warehouse.connect(warehouse.warehouse_dsn(settings)) as conn:
+        row = conn.execute("select max(logical_date) from audit.load_runs"
+                           " where entity = 'sales_lines' and status = 'success'").fetchone()
+    if row[0] is None:
+        raise ValueError("no successful sales_lines load yet: run winback_nightly_extract first")
+    return row[0].isoformat()
+
+
+def announce_marts_task() -> None:
+    """Marks the marts as updated (the task's outlet Asset) once every model and test passed."""
 
 
 def prepare_warehouse_task() -> None:

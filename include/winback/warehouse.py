@@ -30,6 +30,7 @@ ROLES = ("winback_loader", "winback_transformer", "winback_bi_reader")
 BOOTSTRAP_SCRIPTS = ("bootstrap.sql", "reporting.sql")
 
 _embedded = {}
+EMBEDDED_PASSWORD_PLACEHOLDER = "unused"
 
 
 class WarehouseError(RuntimeError):
@@ -83,17 +84,23 @@ def airflow_conn_uri(dsn: str) -> str:
     """Turn a libpq URI into the form Airflow's connection parser reads.
 
     libpq puts a Unix-socket directory in the ``host`` query parameter; Airflow wants it
-    URL-encoded in the host part. TCP URIs pass through unchanged.
+    URL-encoded in the host part. The port is always spelled out (dbt's profile requires
+    one, and Cosmos passes the connection's port through as is).
     """
     parts = urllib.parse.urlsplit(dsn)
     query = urllib.parse.parse_qs(parts.query)
-    if parts.hostname or "host" not in query:
-        return dsn
-    host = urllib.parse.quote(query.pop("host")[0], safe="")
     user = parts.username or "postgres"
-    password = f":{parts.password}" if parts.password else ""
+    if parts.hostname or "host" not in query:
+        if parts.port or not parts.hostname:
+            return dsn
+        return parts._replace(netloc=f"{parts.netloc}:5432").geturl()
+    host = urllib.parse.quote(query.pop("host")[0], safe="")
+    port = query.pop("port", ["5432"])[0]
+    # A socket-only embedded server trusts local connections and ignores the password; the
+    # placeholder only satisfies tools that insist on one (Cosmos' Postgres profile mapping).
+    password = urllib.parse.quote(parts.password or EMBEDDED_PASSWORD_PLACEHOLDER, safe="")
     rest = urllib.parse.urlencode({k: v[0] for k, v in query.items()})
-    return f"postgresql://{user}{password}@{host}{parts.path}" + (f"?{rest}" if rest else "")
+    return f"postgresql://{user}:{password}@{host}:{port}{parts.path}" + (f"?{rest}" if rest else "")
 
 
 def export_connections(settings: Settings | None = None) -> dict[str, str]:
