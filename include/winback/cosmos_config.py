@@ -43,7 +43,11 @@ def profile_config() -> ProfileConfig:
 
 def render_config(select: list[str]) -> RenderConfig:
     # Each model runs, then its tests run right after it (a failed test stops its children).
-    return RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.AFTER_EACH)
+    # The DAGs publish their own Assets; Cosmos would derive one per model from OpenLineage
+    # URIs, which Airflow 3 rejects for a Unix-socket host.
+    # A test with several parents (a relationships test) runs once all of them are built.
+    return RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.AFTER_EACH,
+                        should_detach_multiple_parents_tests=True, emit_datasets=False)
 
 
 def execution_config() -> ExecutionConfig:

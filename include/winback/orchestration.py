@@ -36,6 +36,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "WINBACK_PROJECT_DIR": str(settings.project_dir),
+        # Cosmos caches the rendered dbt profile by connection id, not by its value; a local
+        # run may point the same id at another database (tests do), so build it fresh.
+        "AIRFLOW__COSMOS__ENABLE_CACHE_PROFILE": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos-cache"),
     }
 
 
