@@ -103,6 +103,13 @@ def nightly_timetable(settings: Settings):
     return CronTriggerTimetable(settings.extract_schedule, timezone=settings.timezone)
 
 
+def quarterly_timetable(settings: Settings):
+    """Early morning of the configured day of the month after each quarter closes."""
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    return CronTriggerTimetable(f"0 6 {settings.quarterly_publish_day} 1,4,7,10 *", timezone=settings.timezone)
+
+
 def default_args(settings: Settings) -> dict[str, Any]:
     return {
         "owner": OWNER,
@@ -133,6 +140,12 @@ def marts_asset():
     from airflow.sdk import Asset
 
     return Asset(name="winback.marts", uri="winback://warehouse/marts", group="winback-marts")
+
+
+def reporting_asset():
+    from airflow.sdk import Asset
+
+    return Asset(name="winback.reporting.kpis", uri="winback://warehouse/reporting/kpis", group="winback-reporting")
 
 
 def dbt_vars_template(settings: Settings) -> dict[str, Any]:
@@ -191,6 +204,11 @@ def resolve_as_of_task() -> str:
     if row[0] is None:
         raise ValueError("no successful sales_lines load yet: run winback_nightly_extract first")
     return row[0].isoformat()
+
+
+def nightly_as_of_task() -> str:
+    """The as-of date this nightly run describes (for the raw quality gate)."""
+    return as_of_from_context(get_settings()).isoformat()
 
 
 def announce_marts_task() -> None:

@@ -24,7 +24,8 @@ def pipeline_env(monkeypatch, warehouse_dsn, source_dsn, tmp_path, airflow_home)
                      " quantity numeric, net_amount numeric, status text, updated_at timestamptz)")
         conn.execute("create table clients (client_id text, region text, updated_at timestamptz)")
         conn.execute("create table managers (manager_id text, name text)")
-        conn.execute("insert into clients values ('C1', 'North', '2025-01-01 08:00+00')")
+        conn.execute("insert into clients values ('C1', 'North', '2025-01-01 08:00+00'),"
+                     " ('C2', 'South', '2025-01-01 08:00+00')")
         conn.execute("insert into managers values ('M1', 'Ann')")
         conn.execute("insert into sales_lines values ('L1','O1','C1','2025-01-09',1,100,'completed',"
                      "'2025-01-09 10:00+00'), ('L2','O2','C2','2025-01-10',1,50,'completed','2025-01-10 10:00+00')")
@@ -44,14 +45,14 @@ def test_nightly_runs_load_incrementally_and_rerun_is_idempotent(pipeline_env):
     settings = get_settings()
     run = run_dag("winback_nightly_extract", logical_date_for(dt.date(2025, 1, 10), settings))
     assert str(run.state) == "success"
-    assert counts(warehouse_dsn) == (2, 1, 1, 1)
+    assert counts(warehouse_dsn) == (2, 1, 2, 1)
 
     with psycopg.connect(source_dsn) as conn:
         conn.execute("insert into sales_lines values ('L3','O3','C1','2025-01-11',1,70,'completed',"
                      "'2025-01-11 10:00+00')")
     run = run_dag("winback_nightly_extract", logical_date_for(dt.date(2025, 1, 11), settings))
     assert str(run.state) == "success"
-    assert counts(warehouse_dsn) == (3, 1, 1, 1)
+    assert counts(warehouse_dsn) == (3, 1, 2, 1)
 
     with psycopg.connect(warehouse_dsn) as conn:
         before = conn.execute("select * from raw.sales_lines order by line_id").fetchall()

@@ -1,0 +1,106 @@
+"""Task bodies of the quarterly KPI DAG: which quarters, the gate, the publication.
+
+Write-audit-publish: dbt writes the quarter's KPI rows to ``kpi_staging``; the quality
+gate (``winback.quality``) audits them and the raw layer they rest on; only then does
+``winback.publish`` copy them, atomically and as a new version, into ``reporting``. A
+failed gate fails the run with the failed expectations named, fires the failure alert,
+and leaves ``reporting`` exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from winback import warehouse
+from winback.config import get_settings
+from winback.quality.suites import last_closed_quarter, quarter_of
+
+log = logging.getLogger(__name__)
+
+
+def _context() -> dict[str, Any]:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()
+
+
+def _conf() -> dict[str, Any]:
+    run = _context().get("dag_run")
+    return dict(run.conf or {}) if run is not None else {}
+
+
+def plan_quarters(as_of: dt.date, conf: dict[str, Any], dsn: str) -> list[dt.date]:
+    """The quarters this run publishes.
+
+    ``{"quarter": "2025-01-01"}`` → that quarter (it must be closed as of the run);
+    ``{"backfill": true}`` → every closed quarter not yet published, oldest first;
+    otherwise (the scheduled run) → the last closed quarter.
+    """
+    from winback.publish import closed_unpublished_quarters
+
+    last = last_closed_quarter(as_of)
+    if conf.get("quarter"):
+        quarter = quarter_of(dt.date.fromisoformat(str(conf["quarter"])))
+        if quarter > last:
+            raise ValueError(f"quarter {quarter} is not closed as of {as_of} (last closed: {last})")
+        return [quarter]
+    if conf.get("backfill"):
+        return closed_unpublished_quarters(dsn, as_of)
+    return [last]
+
+
+def plan_task(as_of: str) -> list[str]:
+    settings = get_settings()
+    quarters = plan_quarters(dt.date.fromisoformat(as_of), _conf(), warehouse.warehouse_dsn(settings))
+    log.info("quarters to validate and publish as of %s: %s", as_of, [q.isoformat() for q in quarters])
+    return [q.isoformat() for q in quarters]
+
+
+def _fail(message: str) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(message)  # bad data: retrying cannot help
+
+
+def validate_raw_task(as_of: str) -> dict[str, Any]:
+    """The raw suite for the as-of date (also run by the nightly extract)."""
+    from winback.quality import run_gate
+
+    result = run_gate(warehouse.warehouse_dsn(), "raw", dt.date.fromisoformat(as_of), None,
+                      _context()["run_id"])
+    if not result.success:
+        _fail(f"raw data quality gate failed: {result.message}")
+    return result.summary()
+
+
+def validate_kpi_task(as_of: str, quarters: list[str]) -> dict[str, str]:
+    """The kpi suite for every planned quarter; fails before anything is published."""
+    from winback.quality import run_gate
+
+    validations: dict[str, str] = {}
+    failures = []
+    for quarter in quarters:
+        result = run_gate(warehouse.warehouse_dsn(), "kpi", dt.date.fromisoformat(as_of),
+                          dt.date.fromisoformat(quarter), _context()["run_id"])
+        if result.success:
+            validations[quarter] = result.validation_id
+        else:
+            failures.append(f"{quarter}: {result.message}")
+    if failures:
+        _fail("KPI quality gate failed, nothing published: " + " | ".join(failures))
+    return validations
+
+
+def publish_task(validations: dict[str, str]) -> dict[str, int]:
+    """Publish every validated quarter (each atomically, as a new version)."""
+    from winback.publish import publish_quarter
+
+    reason = str(_conf().get("reason") or "quarterly publication")
+    versions = {}
+    for quarter, validation_id in sorted(validations.items()):
+        versions[quarter] = publish_quarter(warehouse.warehouse_dsn(), dt.date.fromisoformat(quarter),
+                                            validation_id, reason)
+        log.info("published quarter %s as version %s", quarter, versions[quarter])
+    return versions
