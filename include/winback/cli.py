@@ -5,6 +5,8 @@
     winback extract --as-of D    one nightly extract (a real Airflow DAG run)
     winback bootstrap            create/upgrade the warehouse schemas and roles
     winback status               the last loads and quality-gate results
+    winback publish --quarter Q --reason TEXT   gate the quarter's KPIs and publish them
+    winback report --quarter Q [--out DIR]      render a published quarter (HTML, and PDF if possible)
 
 Errors print one line and a hint; ``--debug`` shows the traceback.
 """
@@ -18,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from winback.config import Settings, get_settings
 
@@ -28,6 +31,13 @@ HINTS = {
     "QuarantineLimitExceeded": "inspect audit.quarantine; raise WINBACK_QUARANTINE_MAX_SHARE only if the rows are expected",
     "SourceError": "check the source connection (AIRFLOW_CONN_SALES_SOURCE) or the landing folder",
     "DagRunFailed": "see the task log above; audit.load_runs and audit.quarantine say what was loaded",
+    "ReportError": "publish the quarter first (winback publish --quarter YYYY-MM-DD --reason TEXT); "
+                   "winback status lists the published quarters",
+    "BiViewsError": "build the dbt project first (the marts DAG), then render again",
+    "GateFailed": "nothing was published: see the Data Docs report named above and audit.validation_results, "
+                  "fix the data, rebuild the marts and publish again",
+    "GateError": "the quarter must be the first day of a closed quarter, and dbt must have built kpi_staging",
+    "PublishError": "winback status shows the last gate runs and the published versions",
 }
 
 
@@ -69,12 +79,39 @@ def run_nightly(as_of: dt.date, settings: Settings) -> None:
         raise DagRunFailed(f"winback_nightly_extract for {as_of} ended {run.state}")
 
 
+def run_marts(settings: Settings) -> None:
+    """The marts DAG (dbt via Cosmos) for the latest loaded as-of date, as a real DAG run."""
+    _run_dag_or_fail("winback_marts", conf={})
+
+
+def run_quarterly(settings: Settings, conf: dict) -> None:
+    """The quarterly DAG: dbt for the as-of date, the quality gate, the publication."""
+    _run_dag_or_fail("winback_quarterly_kpis", conf=conf)
+
+
+def _run_dag_or_fail(dag_id: str, conf: dict) -> None:
+    from winback import orchestration
+
+    run = orchestration.run_dag(dag_id, dt.datetime.now(dt.UTC), conf=conf)
+    if str(run.state) != "success":
+        raise DagRunFailed(f"{dag_id} ended {run.state}")
+
+
+def build_dbt_docs(settings: Settings) -> Path:
+    """The dbt docs site (static HTML) for the warehouse, under the outputs folder."""
+    from winback import dbt, warehouse
+
+    target = settings.output_dir / "dbt_docs"
+    dbt.run_dbt(["docs", "generate", "--target-path", str(target)], warehouse.warehouse_dsn(settings))
+    return target / "index.html"
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from winback import generator, warehouse
 
     settings = get_settings()
     config = generator.GeneratorConfig(seed=args.seed, target_lines=args.lines, as_of=args.as_of)
-    progress = Progress(3 + args.days)
+    progress = Progress(6 + args.days)
     progress.step("start the embedded warehouse, bootstrap it, prepare Airflow", lambda: _setup(settings))
     progress.step(f"generate a demo sales system (~{args.lines:,} lines up to {args.as_of})",
                   lambda: generator.generate_source(config, warehouse.source_dsn(settings), settings.landing))
@@ -87,7 +124,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
             run_nightly(day, settings)
 
         progress.step(f"the sales system advances to {day}; nightly extract", next_night)
+    progress.step("marts DAG: dbt staging -> intermediate -> marts (one Airflow task per model)",
+                  lambda: run_marts(settings))
+    progress.step("quarterly DAG: KPI staging, quality gate, publish every closed quarter",
+                  lambda: run_quarterly(settings, {"backfill": True, "reason": "demo: first publication"}))
+    docs = progress.step("dbt docs site", lambda: build_dbt_docs(settings))
     _print_results(settings)
+    print(f"dbt docs:  {docs}")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -120,6 +163,76 @@ def cmd_status(args: argparse.Namespace) -> None:
     _print_results(get_settings(), limit=args.limit)
 
 
+def cmd_publish(args: argparse.Namespace) -> None:
+    from winback import warehouse
+    from winback.publish import PublishError, publish_quarter
+    from winback.quality import run_gate
+
+    dsn = warehouse.warehouse_dsn(get_settings())
+    with warehouse.connect(dsn) as conn:
+        if conn.execute("select to_regclass('kpi_staging.kpi_quarterly')").fetchone()[0] is None:
+            raise PublishError("kpi_staging.kpi_quarterly does not exist: build the dbt project first")
+        staged_as_of = conn.execute("select max(as_of_date) from kpi_staging.kpi_quarterly").fetchone()[0]
+        latest = conn.execute("select max(version) from reporting.kpi_publications where quarter_start = %s",
+                              (args.quarter,)).fetchone()[0]
+    as_of = args.as_of or staged_as_of
+    if as_of is None:
+        raise PublishError("kpi_staging.kpi_quarterly is empty: build the dbt project first")
+    gate = run_gate(dsn, "kpi", as_of, args.quarter, run_id="cli").raise_for_failure()
+    version = publish_quarter(dsn, args.quarter, gate.validation_id, args.reason)
+    if version == latest:
+        print(f"quarter {args.quarter}: figures identical to published version {version}; nothing new published "
+              f"(validation {gate.validation_id})")
+    else:
+        print(f"quarter {args.quarter}: published version {version} (validation {gate.validation_id}, "
+              f"data as of {as_of})")
+    if gate.failed_warning:
+        print(f"  gate warnings: {', '.join(gate.failed_warning)}")
+    if gate.data_docs_path:
+        print(f"  check report: {gate.data_docs_path}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from winback import warehouse
+    from winback.report import render_report
+
+    settings = get_settings()
+    out_dir = args.out or settings.output_dir / "reports"
+    html = render_report(warehouse.warehouse_dsn(settings), args.quarter, out_dir, pdf=not args.no_pdf)
+    print(f"report: {html}")
+    pdf = html.with_suffix(".pdf")
+    if pdf.is_file():
+        print(f"pdf:    {pdf}")
+    elif not args.no_pdf:
+        print("pdf:    not written (no PDF engine: install WeasyPrint or Chromium)")
+
+
+def _print_gate_and_publications(conn, limit: int) -> None:
+    """The last quality-gate runs and the published quarter versions (winback status)."""
+    gates = conn.execute(
+        """select created_at, suite, as_of, quarter_start, success, failed_blocking, failed_warning, validation_id
+           from audit.validation_results order by created_at desc limit %s""", (limit,)).fetchall()
+    publications = conn.execute(
+        """select quarter_start, version, published_at, validation_id, reason
+           from reporting.kpi_publications order by published_at desc, quarter_start desc limit %s""",
+        (limit,)).fetchall()
+    print("\nLatest quality-gate runs (audit.validation_results):")
+    if not gates:
+        print("  none yet")
+    for created, suite, as_of, quarter, success, blocking, warning, validation in gates:
+        verdict = "FAILED" if not success else ("passed*" if warning else "passed")
+        failed = ", ".join(blocking) if blocking else (", ".join(warning) if warning else "")
+        print(f"  {created:%Y-%m-%d %H:%M} {suite:4} as of {as_of!s:10} quarter {quarter or '-'!s:10} "
+              f"{verdict:8} {validation}  {failed}")
+    if any(row[6] for row in gates):
+        print("  (* passed with warnings)")
+    print("\nPublished quarter versions (reporting.kpi_publications):")
+    if not publications:
+        print("  none yet")
+    for quarter, version, published, validation, reason in publications:
+        print(f"  {quarter!s:10} v{version:<3} {published:%Y-%m-%d %H:%M} validation {validation}  {reason[:60]}")
+
+
 def _print_results(settings: Settings, limit: int = 8) -> None:
     from winback import warehouse
 
@@ -132,6 +245,7 @@ def _print_results(settings: Settings, limit: int = 8) -> None:
         counts = conn.execute(
             """select (select count(*) from raw.sales_lines), (select count(*) from raw.clients),
                       (select count(*) from raw.contacts), (select count(*) from audit.quarantine)""").fetchone()
+        _print_gate_and_publications(conn, limit)
     print("\nLatest loads (audit.load_runs):")
     print(f"  {'id':>4} {'as of':10} {'entity':12} {'kind':5} {'status':8} {'read':>9} {'new':>9} "
           f"{'updated':>8} {'quarant.':>8}")
@@ -150,6 +264,14 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
+
+
+def _quarter(text: str) -> dt.date:
+    day = _date(text)
+    if day.day != 1 or day.month not in (1, 4, 7, 10):
+        raise argparse.ArgumentTypeError(f"{text} is not the first day of a calendar quarter "
+                                         f"(e.g. {dt.date(day.year, (day.month - 1) // 3 * 3 + 1, 1)})")
+    return day
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +301,19 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show the last loads and gate results")
     status.add_argument("--limit", type=int, default=12)
     status.set_defaults(func=cmd_status)
+
+    publish = sub.add_parser("publish", help="run the kpi quality gate for a quarter and publish it")
+    publish.add_argument("--quarter", type=_quarter, required=True, help="first day of the quarter (YYYY-MM-DD)")
+    publish.add_argument("--reason", required=True, help="why: 'quarterly publication', 'correction of ...'")
+    publish.add_argument("--as-of", type=_date, default=None,
+                         help="as-of date of the staged KPIs (default: the one dbt built them for)")
+    publish.set_defaults(func=cmd_publish)
+
+    report = sub.add_parser("report", help="render a published quarter as HTML (and PDF when possible)")
+    report.add_argument("--quarter", type=_quarter, required=True, help="first day of the quarter (YYYY-MM-DD)")
+    report.add_argument("--out", type=Path, default=None, help="output folder (default: <output_dir>/reports)")
+    report.add_argument("--no-pdf", action="store_true", help="write the HTML only")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
