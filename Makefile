@@ -25,8 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check include dags tests bench
 	$(BIN)/sqlfluff lint dbt_project --processes 2
 
-## Lint, then the whole test suite (unit, dbt, integration against PostgreSQL, DAG runs).
+## Lint, then the whole test suite (unit, dbt, integration against PostgreSQL, DAG runs,
+## the report in a real headless Chromium, installed from the OS packages when missing).
 test: lint
+	bash tests/e2e/ensure_chromium.sh
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; fi; exit $$rc
 

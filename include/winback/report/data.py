@@ -1,0 +1,197 @@
+"""What the quarterly report shows, read from the published reporting layer only.
+
+KPI figures come from the published, versioned ``reporting.kpi_quarterly`` /
+``reporting.kpi_quarterly_breakdown`` and the publication log ``reporting.kpi_publications``
+(never from ``kpi_staging``); the detail sections from the ``reporting`` views over the
+marts (:mod:`winback.report.bi`); the data-quality status from the gate run that approved
+the publication (``audit.validation_results``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from winback.publish import KPI_COLUMNS
+
+KPI_NAMES = tuple(name for name, _ in KPI_COLUMNS)
+TOP_LOST = 15
+TOP_NOT_CONVERTED = 15
+COHORTS_SHOWN = 6
+ABC_XYZ_CLASSES = ("AX", "AY", "AZ", "BX", "BY", "BZ", "CX", "CY", "CZ", "N")
+ABC_CLASSES = ("A", "B", "C", "N")
+
+
+class ReportError(RuntimeError):
+    """The report cannot be rendered; the one-line message says why and what to do."""
+
+
+def quarter_label(quarter_start: dt.date) -> str:
+    return f"Q{(quarter_start.month - 1) // 3 + 1} {quarter_start.year}"
+
+
+def shift_quarters(quarter_start: dt.date, quarters: int) -> dt.date:
+    index = quarter_start.year * 4 + (quarter_start.month - 1) // 3 + quarters
+    return dt.date(index // 4, (index % 4) * 3 + 1, 1)
+
+
+def quarter_end(quarter_start: dt.date) -> dt.date:
+    return shift_quarters(quarter_start, 1) - dt.timedelta(days=1)
+
+
+def check_quarter(quarter_start: dt.date | str) -> dt.date:
+    if isinstance(quarter_start, str):
+        try:
+            quarter_start = dt.date.fromisoformat(quarter_start)
+        except ValueError:
+            raise ReportError(f"not an ISO date (YYYY-MM-DD): {quarter_start!r}") from None
+    if isinstance(quarter_start, dt.datetime):
+        quarter_start = quarter_start.date()
+    if quarter_start.day != 1 or quarter_start.month not in (1, 4, 7, 10):
+        raise ReportError(f"{quarter_start} is not the first day of a calendar quarter "
+                          f"(e.g. {dt.date(quarter_start.year, (quarter_start.month - 1) // 3 * 3 + 1, 1)})")
+    return quarter_start
+
+
+@dataclass
+class ReportData:
+    quarter_start: dt.date
+    kpi: dict[str, Any]
+    history: list[dict[str, Any]]                  # published quarters <= the report's quarter
+    previous: dict[str, Any] | None
+    last_year: dict[str, Any] | None
+    publication: dict[str, Any]
+    versions: list[dict[str, Any]]
+    gate: dict[str, Any] | None
+    gate_note: str | None
+    breakdown: dict[str, list[dict[str, Any]]]
+    migration: list[dict[str, Any]]
+    manager_moves: list[dict[str, Any]]
+    cohorts: list[dict[str, Any]]
+    lost_top: list[dict[str, Any]]
+    lost_total: int
+    winback_by_manager: list[dict[str, Any]]
+    winback_by_channel: list[dict[str, Any]]
+    not_converted: list[dict[str, Any]]
+    not_converted_summary: dict[str, Any]
+    details_as_of: dt.date | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def as_of(self) -> dt.date:
+        return self.kpi["as_of_date"]
+
+    @property
+    def version(self) -> int:
+        return self.kpi["version"]
+
+
+def _all(conn: psycopg.Connection, query: str | sql.Composable, params: tuple = ()) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(query, params).fetchall()
+
+
+def _one(conn: psycopg.Connection, query: str | sql.Composable, params: tuple = ()) -> dict[str, Any] | None:
+    rows = _all(conn, query, params)
+    return rows[0] if rows else None
+
+
+def _gate(conn: psycopg.Connection, validation_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The gate run that approved the publication; a note instead when it cannot be read
+    (e.g. the report is rendered by a role without access to the audit schema)."""
+    try:
+        with conn.transaction():
+            row = _one(conn, "select validation_id, run_id, suite, as_of, quarter_start, success, failed_blocking, "
+                             "failed_warning, evaluated, data_docs_path, created_at "
+                             "from audit.validation_results where validation_id = %s", (validation_id,))
+    except psycopg.errors.InsufficientPrivilege:
+        return None, "the gate run's details are in audit.validation_results, which this login cannot read"
+    if row is None:
+        return None, f"gate run {validation_id} not found in audit.validation_results"
+    return row, None
+
+
+def load(conn: psycopg.Connection, quarter_start: dt.date) -> ReportData:
+    kpi_columns = sql.SQL(", ").join(map(sql.Identifier, KPI_NAMES))
+    kpi = _one(conn, sql.SQL("select quarter_start, {}, as_of_date, version, published_at, reason "
+                             "from reporting.kpi_quarterly where quarter_start = %s").format(kpi_columns),
+               (quarter_start,))
+    if kpi is None:
+        published = [r["quarter_start"] for r in _all(
+            conn, "select distinct quarter_start from reporting.kpi_publications order by 1")]
+        listed = ", ".join(q.isoformat() for q in published[-8:]) or "none yet"
+        if len(published) > 8:
+            listed = f"{len(published)} quarters, latest {listed.split(', ')[-1]}"
+        raise ReportError(f"quarter {quarter_start} ({quarter_label(quarter_start)}) is not published "
+                          f"(published quarters: {listed})")
+    history = _all(conn, sql.SQL("select quarter_start, {}, as_of_date, version from reporting.kpi_quarterly "
+                                 "where quarter_start <= %s order by quarter_start").format(kpi_columns),
+                   (quarter_start,))
+    by_quarter = {row["quarter_start"]: row for row in history}
+    publication = _one(conn, "select quarter_start, version, published_at, validation_id, reason, kpi_rows, "
+                             "breakdown_rows from reporting.kpi_publications "
+                             "where quarter_start = %s and version = %s", (quarter_start, kpi["version"]))
+    versions = _all(conn, "select version, published_at, validation_id, reason from reporting.kpi_publications "
+                          "where quarter_start = %s order by version", (quarter_start,))
+    gate, gate_note = _gate(conn, publication["validation_id"])
+
+    breakdown: dict[str, list[dict[str, Any]]] = {}
+    for row in _all(conn, sql.SQL("select dimension, dimension_value, {} from reporting.kpi_quarterly_breakdown "
+                                  "where quarter_start = %s order by dimension, dimension_value = 'unknown', "
+                                  "dimension_value").format(kpi_columns), (quarter_start,)):
+        breakdown.setdefault(row["dimension"], []).append(row)
+
+    migration = _all(conn, "select segmentation, from_segment, to_segment, clients, revenue_last_4_quarters, "
+                           "data_as_of_date from reporting.segment_migration where quarter_start = %s "
+                           "order by segmentation, from_segment, to_segment", (quarter_start,))
+    manager_moves = _all(conn, "select manager_id, clients, clients_moved_up, clients_moved_down, clients_unchanged "
+                               "from reporting.manager_segment_moves where quarter_start = %s "
+                               "and segmentation = 'abc_xyz' order by manager_id = 'unknown', manager_id",
+                         (quarter_start,))
+    cohorts = _all(conn, "select * from (select cohort_quarter, lost_clients, returned_within_90_days, "
+                         "returned_within_180_days, returned_within_365_days, return_rate_90_days, "
+                         "return_rate_180_days, return_rate_365_days, is_final_90_days, is_final_180_days, "
+                         "is_final_365_days, data_as_of_date from reporting.cohort_return_rates "
+                         "where dimension = 'overall' and cohort_quarter <= %s "
+                         "order by cohort_quarter desc limit %s) as recent order by cohort_quarter",
+                   (quarter_start, COHORTS_SHOWN))
+    lost_top = _all(conn, "select revenue_rank, client_id, episode_number, last_purchase_date, lost_date, "
+                          "revenue_12m_before_loss, gross_margin_12m_before_loss, loss_reason, manager_id, region, "
+                          "potential_revenue, potential_source, contacted_within_30_days, has_returned, return_date, "
+                          "winback_rank, data_as_of_date from reporting.lost_clients_top "
+                          "where quarter_start = %s and revenue_rank <= %s order by revenue_rank",
+                    (quarter_start, TOP_LOST))
+    lost_total = _one(conn, "select count(*) as n from reporting.lost_clients_top where quarter_start = %s",
+                      (quarter_start,))["n"]
+    winback_by_manager = _all(conn, "select credited_manager_id, clients_won_back, revenue_first_90_days, "
+                                    "median_days_from_contact_to_return from reporting.winback_by_manager "
+                                    "where quarter_start = %s order by credited_manager_id = 'not attributed', "
+                                    "clients_won_back desc, credited_manager_id", (quarter_start,))
+    winback_by_channel = _all(conn, "select credited_channel, clients_won_back, revenue_first_90_days, "
+                                    "median_days_from_contact_to_return from reporting.winback_by_channel "
+                                    "where quarter_start = %s order by credited_channel = 'not attributed', "
+                                    "clients_won_back desc, credited_channel", (quarter_start,))
+    not_converted = _all(conn, "select client_id, contacts_not_converted, contacts_judged, first_contact_date, "
+                               "last_contact_date, last_contact_manager_id, last_contact_channel, "
+                               "last_contact_outcome, managers_involved from reporting.contacts_not_converted "
+                               "where quarter_start = %s order by contacts_not_converted desc, "
+                               "last_contact_date desc, client_id limit %s", (quarter_start, TOP_NOT_CONVERTED))
+    not_converted_summary = _one(conn, "select count(*) as clients, coalesce(sum(contacts_not_converted), 0) "
+                                       "as contacts_not_converted, coalesce(sum(contacts_judged), 0) "
+                                       "as contacts_judged from reporting.contacts_not_converted "
+                                       "where quarter_start = %s", (quarter_start,))
+    details_as_of = _one(conn, "select max(data_as_of_date) as d from reporting.segment_migration")["d"]
+
+    return ReportData(
+        quarter_start=quarter_start, kpi=kpi, history=history,
+        previous=by_quarter.get(shift_quarters(quarter_start, -1)),
+        last_year=by_quarter.get(shift_quarters(quarter_start, -4)),
+        publication=publication, versions=versions, gate=gate, gate_note=gate_note, breakdown=breakdown,
+        migration=migration, manager_moves=manager_moves, cohorts=cohorts, lost_top=lost_top,
+        lost_total=lost_total, winback_by_manager=winback_by_manager, winback_by_channel=winback_by_channel,
+        not_converted=not_converted, not_converted_summary=not_converted_summary, details_as_of=details_as_of)
