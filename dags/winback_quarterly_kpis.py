@@ -1,4 +1,5 @@
-"""Quarterly KPIs: build KPI staging, gate it with Great Expectations, publish atomically.
+"""Quarterly KPIs: build KPI staging, gate it with Great Expectations, publish atomically,
+then render the review report from the published tables.
 
 Runs on a configurable day after each quarter closes (``WINBACK_QUARTERLY_PUBLISH_DAY``)
 and publishes the quarter that just closed. Trigger it by hand with conf
@@ -46,6 +47,7 @@ def winback_quarterly_kpis():
     raw_gate = task(task_id="validate_raw")(quarterly.validate_raw_task)(as_of)
     validations = task(task_id="validate_kpi")(quarterly.validate_kpi_task)(as_of, quarters)
     published = task(task_id="publish", outlets=[orch.reporting_asset()])(quarterly.publish_task)(validations)
+    task(task_id="render_report")(quarterly.report_task)(published)
     as_of >> build >> [quarters, raw_gate]
     raw_gate >> validations >> published
 

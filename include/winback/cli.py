@@ -130,7 +130,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
                   lambda: run_quarterly(settings, {"backfill": True, "reason": "demo: first publication"}))
     docs = progress.step("dbt docs site", lambda: build_dbt_docs(settings))
     _print_results(settings)
+    reports = sorted((settings.output_dir / "reports").glob("*.html"))
     print(f"dbt docs:  {docs}")
+    print(f"Data Docs: {settings.output_dir / 'data_docs' / 'index.html'}  (quality-gate results)")
+    if reports:
+        print(f"Report:    {reports[-1]}  (latest published quarter; {len(reports)} reports in that folder)")
 
 
 def cmd_run(args: argparse.Namespace) -> None:

@@ -104,3 +104,16 @@ def publish_task(validations: dict[str, str]) -> dict[str, int]:
                                             validation_id, reason)
         log.info("published quarter %s as version %s", quarter, versions[quarter])
     return versions
+
+
+def report_task(versions: dict[str, int]) -> list[str]:
+    """The review report of every quarter just published, from the published tables only."""
+    from winback.report import render_report
+
+    settings = get_settings()
+    paths = [str(render_report(warehouse.warehouse_dsn(settings), dt.date.fromisoformat(quarter),
+                               settings.output_dir / "reports"))
+             for quarter in sorted(versions)]
+    for path in paths:
+        log.info("quarterly report: %s", path)
+    return paths
