@@ -111,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     config = generator.GeneratorConfig(seed=args.seed, target_lines=args.lines, as_of=args.as_of)
-    progress = Progress(6 + args.days)
+    progress = Progress(6 + args.days)  # setup, generate, first night, nights, marts, quarterly, docs
     progress.step("start the embedded warehouse, bootstrap it, prepare Airflow", lambda: _setup(settings))
     progress.step(f"generate a demo sales system (~{args.lines:,} lines up to {args.as_of})",
                   lambda: generator.generate_source(config, warehouse.source_dsn(settings), settings.landing))
@@ -124,10 +124,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
             run_nightly(day, settings)
 
         progress.step(f"the sales system advances to {day}; nightly extract", next_night)
+    _analyse(settings, progress, reason="demo: first publication")
+
+
+def _analyse(settings: Settings, progress: Progress, reason: str) -> None:
+    """After the extract: marts, the quarterly gate and publication, docs; then where it all is."""
     progress.step("marts DAG: dbt staging -> intermediate -> marts (one Airflow task per model)",
                   lambda: run_marts(settings))
-    progress.step("quarterly DAG: KPI staging, quality gate, publish every closed quarter",
-                  lambda: run_quarterly(settings, {"backfill": True, "reason": "demo: first publication"}))
+    progress.step("quarterly DAG: KPI staging, quality gate, publish every closed quarter, report",
+                  lambda: run_quarterly(settings, {"backfill": True, "reason": reason}))
     docs = progress.step("dbt docs site", lambda: build_dbt_docs(settings))
     _print_results(settings)
     reports = sorted((settings.output_dir / "reports").glob("*.html"))
@@ -142,10 +147,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     os.environ["WINBACK_LANDING_URL"] = args.landing
     os.environ["WINBACK_AS_OF_DATE"] = args.as_of.isoformat()
     settings = get_settings()
-    progress = Progress(2)
+    progress = Progress(5)
     progress.step("prepare the warehouse and Airflow", lambda: _setup(settings))
     progress.step(f"extract every file in {args.landing} for {args.as_of}", lambda: run_nightly(args.as_of, settings))
-    _print_results(settings)
+    _analyse(settings, progress, reason=f"own data from {args.landing} as of {args.as_of}")
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
