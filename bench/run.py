@@ -1,0 +1,359 @@
+"""The benchmark harness: ``.venv/bin/python -m bench.run [--sizes S,M,L] [--repeats N] [--out BENCHMARKS.md]``.
+
+Per size (S ~ 100k, M ~ 1M, L ~ 10M generated sales lines), on fresh databases of the
+embedded PostgreSQL (dropped at the end), each figure next to a baseline measured in the
+same run:
+
+1. sales load: winback's extract of one sales_lines CSV vs plain COPY and pandas to_sql;
+2. dbt: full refresh vs the nightly incremental run after one new day;
+3. the nightly chain (extract of every entity -> dbt run -> raw quality gate), per step;
+4. DAG file parse times, and Airflow + Cosmos overhead per model task (smallest size only);
+5. peak resident memory of the extract and the generator.
+
+See bench/README.md for the method; the results go to BENCHMARKS.md (and stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import baselines, dbt_runs, machine, report
+from bench.common import ROOT, ChildFailed, Databases, log, median, repeat, run_worker, timed
+
+SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
+EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
+MARTS_SELECTION = ["tag:staging", "tag:intermediate", "tag:marts"]
+
+
+class Bench:
+    def __init__(self, admin_dsn: str, workdir: Path, repeats: int, budget: float, profile_size: str | None = None):
+        self.admin = admin_dsn
+        self.workdir = workdir
+        self.repeats = repeats
+        self.budget = budget
+        self.profile_size = profile_size
+        self.dbs = Databases(admin_dsn, "winback_bench")
+        self.last_compiled: list[tuple[str, float, str, str]] = []
+        self.explain_candidates: dict[str, Any] | None = None
+        from winback.generator import GeneratorConfig
+
+        self.as_of = GeneratorConfig().as_of
+
+    # ------------------------------------------------------------------------- helpers
+    def child(self, mode: str, args: list[str], tag: str, env: dict[str, str] | None = None):
+        return run_worker(mode, args, env=env or {}, workdir=self.workdir / "logs", tag=tag)
+
+    # ------------------------------------------------------------------------- one size
+    def size(self, name: str, lines: int, with_dag: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"size": name, "target_lines": lines}
+        self.explain_candidates = None
+        self.last_compiled = []
+        base = self.workdir / name
+        shutil.rmtree(base, ignore_errors=True)
+        files_dir, landing_dir, target = base / "files", base / "landing", base / "dbt-target"
+        files_dir.mkdir(parents=True)
+        landing_dir.mkdir(parents=True)
+        source = self.dbs.create(f"{name.lower()}_src")
+
+        # -- the generator (and its peak memory)
+        log(f"{name}: generating the sales system (~{lines:,} lines) into a source database")
+        gen_source = self.child("gen-source", ["--lines", str(lines), "--source", source,
+                                               "--landing", str(landing_dir)], f"{name}-gen-source")
+        log(f"{name}: generated {gen_source.result['sales_lines']:,} lines in {gen_source.result['seconds']:.1f}s; "
+            "writing the same data as single CSV files")
+        gen_files = self.child("gen-files", ["--lines", str(lines), "--landing", str(files_dir)], f"{name}-gen-files")
+        csv_file = files_dir / "sales_lines.csv"
+        out["generator"] = {"source": {**gen_source.result, "max_rss_mb": gen_source.max_rss_mb},
+                            "files": {**gen_files.result, "max_rss_mb": gen_files.max_rss_mb},
+                            "csv_bytes": csv_file.stat().st_size}
+
+        # -- 1. the sales load vs COPY and to_sql
+        out["load"] = self.load(name, csv_file, files_dir)
+
+        # -- 2 + 3. full refresh, then nightly runs
+        warehouse = self.dbs.create(f"{name.lower()}_wh", bootstrap=True)
+        log(f"{name}: initial extract of every entity from the source database (SQL mode)")
+        initial = self.child("extract", ["--kind", "sql", "--entities", ",".join(EXTRACT_ORDER),
+                                         "--as-of", self.as_of.isoformat(), "--warehouse", warehouse,
+                                         "--source", source, "--landing", str(landing_dir)], f"{name}-extract-initial")
+        out["initial_extract"] = {**initial.result, "max_rss_mb": initial.max_rss_mb}
+        out["dbt_fixed"] = dbt_runs.dbt(["run", "--select", "bench_selects_nothing"], warehouse,
+                                        self.as_of.isoformat(), target / "fixed")
+        out["dbt_fixed"].pop("nodes")
+
+        def full_refresh(i: int) -> dict[str, Any]:
+            log(f"{name}: dbt run --full-refresh ({i + 1})")
+            run = dbt_runs.dbt(["run", "--full-refresh"], warehouse, self.as_of.isoformat(), target / "full")
+            if run["error"]:
+                raise RuntimeError(f"dbt full refresh failed: {run['error']}")
+            log(f"{name}: full refresh {run['wall']:.1f}s")
+            return run
+
+        fulls = repeat(full_refresh, self.repeats, self.budget, f"{name} full refresh")
+        out["full_refresh"] = [_strip(r) for r in fulls]
+        out["full_refresh_slowest"] = dbt_runs.slowest(fulls[-1])
+
+        settings = _settings(warehouse, source, landing_dir)
+        nights = repeat(lambda i: self.night(name, lines, i, settings, source, landing_dir, warehouse, target),
+                        self.repeats, self.budget, f"{name} nightly chain")
+        out["nights"] = nights
+        last_day = self.as_of + dt.timedelta(days=len(nights))
+        out["incremental_slowest"] = nights[-1]["dbt_slowest"]
+
+        if with_dag:
+            out["dag_overhead"] = self.dag_overhead(name, warehouse, source, last_day, target)
+        self.explain_candidates = {"warehouse": warehouse, "models": self.last_compiled}
+        return out
+
+    def load(self, name: str, csv_file: Path, files_dir: Path) -> dict[str, Any]:
+        scratch = self.dbs.create(f"{name.lower()}_base")
+
+        def one_round(i: int) -> dict[str, Any]:
+            warehouse = self.dbs.create(f"{name.lower()}_load", bootstrap=True)
+            try:
+                log(f"{name}: load round {i + 1}: winback extract of {csv_file.name}")
+                extract = self.child("extract", ["--kind", "files", "--entities", "sales_lines",
+                                                 "--as-of", self.as_of.isoformat(), "--warehouse", warehouse,
+                                                 "--landing", str(files_dir)], f"{name}-extract-file-{i}")
+            finally:
+                self.dbs.drop(warehouse)
+            entity = extract.result["entities"]["sales_lines"]
+            log(f"{name}: load round {i + 1}: plain COPY, then pandas to_sql")
+            copy = baselines.plain_copy(scratch, csv_file)
+            to_sql = baselines.pandas_to_sql(scratch, csv_file)
+            result = {"extract": {**entity, "rows_per_s": entity["rows_read"] / entity["seconds"],
+                                  "max_rss_mb": extract.max_rss_mb},
+                      "copy": copy, "to_sql": to_sql}
+            log(f"{name}: extract {result['extract']['rows_per_s']:,.0f} rows/s, COPY {copy['rows_per_s']:,.0f}, "
+                f"to_sql {to_sql['rows_per_s']:,.0f}")
+            if copy["rows"] != entity["rows_read"]:
+                raise RuntimeError(f"COPY loaded {copy['rows']} rows, the extract read {entity['rows_read']}")
+            return result
+
+        rounds = repeat(one_round, self.repeats, self.budget, f"{name} load")
+        self.dbs.drop(scratch)
+        out: dict[str, Any] = {"rounds": rounds}
+        if name == self.profile_size:
+            out["profile"] = self.profile_extract(name, files_dir)
+        return out
+
+    def profile_extract(self, name: str, files_dir: Path) -> list[dict[str, Any]]:
+        """One extra, untimed extract whose bulk statements run under EXPLAIN ANALYZE first."""
+        warehouse = self.dbs.create(f"{name.lower()}_prof", bootstrap=True)
+        try:
+            log(f"{name}: profiling run of the extract (EXPLAIN ANALYZE of its bulk statements; not timed)")
+            child = self.child("extract", ["--kind", "files", "--entities", "sales_lines", "--explain",
+                                           "--as-of", self.as_of.isoformat(), "--warehouse", warehouse,
+                                           "--landing", str(files_dir)], f"{name}-extract-profile")
+        finally:
+            self.dbs.drop(warehouse)
+        profiles = []
+        for plan in child.result["entities"]["sales_lines"]["plans"]:
+            profiles.append({"query": plan["query"][:160], "execution_ms": plan["duration_ms"],
+                             "top_nodes": dbt_runs.top_nodes(plan["plan"]["Plan"], 4)})
+        profiles.sort(key=lambda p: p["execution_ms"] or 0, reverse=True)
+        return profiles
+
+    def night(self, name: str, lines: int, index: int, settings, source: str, landing: Path, warehouse: str,
+              target: Path) -> dict[str, Any]:
+        from winback.extract import extract_entity
+        from winback.quality import run_gate
+
+        day = self.as_of + dt.timedelta(days=index + 1)
+        log(f"{name}: night {index + 1}: the source advances to {day}")
+        advance = self.child("gen-advance", ["--lines", str(lines), "--source", source, "--landing", str(landing),
+                                             "--day", day.isoformat()], f"{name}-advance-{index}")
+        steps: dict[str, float] = {}
+        rows: dict[str, int] = {}
+        for entity in EXTRACT_ORDER:
+            seconds, result = timed(lambda entity=entity: extract_entity(entity, as_of=day, settings=settings,
+                                                                         dag_run_id="bench"))
+            steps[f"extract {entity}"] = seconds
+            rows[entity] = result.rows_read
+        run = dbt_runs.dbt(["run"], warehouse, day.isoformat(), target / "nightly")
+        if run["error"]:
+            raise RuntimeError(f"nightly dbt run failed: {run['error']}")
+        steps["dbt run"] = run["wall"]
+        seconds, gate = timed(lambda: run_gate(warehouse, "raw", day, run_id=f"bench-{name}-{index}"))
+        steps["raw gate"] = seconds
+        total = sum(steps.values())
+        log(f"{name}: night {index + 1}: chain {total:.1f}s (" + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
+            + ")")
+        # EXPLAIN candidates: the slowest models. An incremental model's SQL, re-run after its run,
+        # finds no new rows: its plan then shows the fixed cost of looking for them.
+        top = sorted((n for n in run["nodes"] if n["compiled"]), key=lambda n: n["seconds"], reverse=True)[:3]
+        self.last_compiled = [(n["id"].split(".")[-1], n["seconds"], n["compiled"], n["materialized"]) for n in top]
+        return {"day": day.isoformat(), "steps": steps, "total": total, "rows_read": rows,
+                "advance": {**advance.result, "max_rss_mb": advance.max_rss_mb},
+                "dbt_elapsed": run["dbt_elapsed"], "dbt_model_seconds": dbt_runs.node_seconds(run),
+                "dbt_slowest": dbt_runs.slowest(run),
+                "gate": {"success": gate.success, "failed_blocking": gate.failed_blocking,
+                         "failed_warning": gate.failed_warning, "evaluated": gate.evaluated}}
+
+    # ------------------------------------------------------------------------- Airflow
+    def dag_overhead(self, name: str, warehouse: str, source: str, day: dt.date, target: Path) -> dict[str, Any]:
+        from winback.warehouse import airflow_conn_uri
+
+        log(f"{name}: dbt run / dbt build of the marts DAG's selection, then one winback_marts DAG run")
+        select = ["--select", *MARTS_SELECTION]
+        run = dbt_runs.dbt(["run", *select], warehouse, day.isoformat(), target / "sel-run")
+        build = dbt_runs.dbt(["build", *select], warehouse, day.isoformat(), target / "sel-build")
+        env = {"WINBACK_WAREHOUSE_URL": warehouse, "WINBACK_SOURCE_URL": source,
+               "AIRFLOW_CONN_WAREHOUSE": airflow_conn_uri(warehouse),
+               "AIRFLOW_CONN_SALES_SOURCE": airflow_conn_uri(source)}
+        dag = self.child("dag-run", ["--as-of", day.isoformat()], f"{name}-dag-run", env=env)
+        tasks = dag.result["tasks"]
+        model_tasks = [t for t in tasks if t["task_id"].endswith(".run") or t["task_id"].endswith("_run")]
+        test_tasks = [t for t in tasks if t["task_id"].endswith(".test") or t["task_id"].endswith("_test")]
+        states: dict[str, int] = {}
+        for task in tasks:
+            states[task["state"]] = states.get(task["state"], 0) + 1
+        models_in_run = sum(1 for n in run["nodes"] if n["id"].startswith("model."))
+        return {"day": day.isoformat(), "dag_wall": dag.result["wall"], "dag_state": dag.result["state"],
+                "tasks": len(tasks), "model_tasks": len(model_tasks), "test_tasks": len(test_tasks),
+                "task_states": states, "task_seconds": sum(t["duration"] or 0 for t in tasks),
+                "model_task_seconds": sum(t["duration"] or 0 for t in model_tasks),
+                "dbt_run_wall": run["wall"], "dbt_run_models": models_in_run, "dbt_run_error": run["error"],
+                "dbt_build_wall": build["wall"], "dbt_build_nodes": len(build["nodes"]),
+                "dbt_build_error": build["error"], "dag_max_rss_mb": dag.max_rss_mb}
+
+    def dag_parse(self) -> dict[str, Any]:
+        files = sorted((ROOT / "dags").glob("*.py"))
+        parse: dict[str, Any] = {}
+        for file in files:
+            log(f"DAG parse: {file.name} (5 cold processes, then 5 warm re-parses)")
+            cold = []
+            for i in range(5):
+                child = self.child("dag-parse-cold", ["--file", str(file)], f"parse-{file.stem}-cold-{i}")
+                if child.result["import_errors"]:
+                    raise RuntimeError(f"{file.name}: import errors {child.result['import_errors']}")
+                cold.append(child.result["seconds"])
+            warm = self.child("dag-parse-warm", ["--file", str(file), "--repeats", "5"], f"parse-{file.stem}-warm")
+            if "import_errors" in warm.result:
+                raise RuntimeError(f"{file.name}: import errors {warm.result['import_errors']}")
+            parse[file.name] = {"cold": cold, "cold_median": median(cold), "warm": warm.result["warm"],
+                                "warm_median": warm.result["warm_median"], "dags": child.result["dags"]}
+        return parse
+
+    def idle_rss(self) -> float:
+        return self.child("idle", [], "idle").max_rss_mb
+
+    def explain(self, candidates: dict[str, Any]) -> list[dict[str, Any]]:
+        profiles = []
+        for model, seconds, compiled, materialized in candidates["models"][:3]:
+            log(f"EXPLAIN ANALYZE of {model} ({seconds:.1f}s in the last nightly run)")
+            try:
+                result = dbt_runs.explain_model(candidates["warehouse"], compiled)
+            except Exception as exc:  # a profile is a diagnosis: report, never fail the run for it
+                profiles.append({"model": model, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                continue
+            plan_file = self.workdir / "plans" / f"{model}.json"
+            plan_file.parent.mkdir(parents=True, exist_ok=True)
+            plan_file.write_text(json.dumps(result.pop("plan"), indent=1))
+            profiles.append({"model": model, "model_seconds": seconds, "materialized": materialized,
+                             "plan_file": str(plan_file), **result})
+        return profiles
+
+
+def _settings(warehouse: str, source: str, landing: Path):
+    from winback.config import get_settings
+
+    return get_settings(warehouse_url=warehouse, source_url=source, landing_url=str(landing), sales_source="sql",
+                        timezone="UTC")
+
+
+def _strip(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k != "nodes"} | {"model_seconds": dbt_runs.node_seconds(run)}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="S,M,L", help="comma-separated sizes out of S, M, L (default S,M,L)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per measure; the median is reported (default 3, fewer when a measure "
+                             "passes --budget)")
+    parser.add_argument("--budget", type=float, default=600.0,
+                        help="seconds per measure and size after which no further repeat starts (default 600)")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="the report (default BENCHMARKS.md)")
+    parser.add_argument("--no-dag", action="store_true", help="skip the Airflow measures (parse, DAG run)")
+    parser.add_argument("--no-explain", action="store_true",
+                        help="skip EXPLAIN ANALYZE of the slowest nightly dbt models at the largest size")
+    args = parser.parse_args(argv)
+    args.sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in args.sizes if s not in SIZES]
+    if unknown or not args.sizes:
+        parser.error(f"unknown size(s) {', '.join(unknown) or '(none)'}; choose from S, M, L")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    args.sizes.sort(key=list(SIZES).index)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    from winback.config import get_settings
+    from winback.warehouse import embedded_server
+
+    # The throw-away server: the embedded PostgreSQL (never the configured warehouse).
+    admin = embedded_server(get_settings(warehouse_url=None, source_url=None)).get_uri("postgres")
+    workdir = ROOT / ".winback" / "bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    # Everything after this names its databases explicitly. Data Docs of the gate runs and
+    # Airflow's metadata go to bench-only folders, so the demo's state is left alone.
+    os.environ["WINBACK_HOME"] = str(workdir / "home")
+    os.environ["AIRFLOW_HOME"] = str(ROOT / ".winback" / "bench-airflow")
+    os.environ["WINBACK_RETRY_DELAY_SECONDS"] = "1"
+    for name in ("WINBACK_WAREHOUSE_URL", "WINBACK_SOURCE_URL", "AIRFLOW_CONN_WAREHOUSE",
+                 "AIRFLOW_CONN_SALES_SOURCE", "WINBACK_LANDING_URL", "WINBACK_SALES_SOURCE", "WINBACK_AS_OF_DATE"):
+        os.environ.pop(name, None)
+
+    results: dict[str, Any] = {"command": " ".join(["python -m bench.run", *(argv if argv is not None
+                                                                              else sys.argv[1:])]),
+                               "machine": machine.describe(admin), "repeats": args.repeats,
+                               "budget": args.budget, "sizes": {}}
+    log(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, load "
+        f"{results['machine']['load_start']}")
+    # The extract is profiled (EXPLAIN ANALYZE of its statements) at M, else at the largest size.
+    profile_size = "M" if "M" in args.sizes else args.sizes[-1]
+    bench = Bench(admin, workdir, args.repeats, args.budget, profile_size)
+    try:
+        results["idle_rss_mb"] = bench.idle_rss()
+        if not args.no_dag:
+            results["dag_parse"] = bench.dag_parse()
+        for index, size in enumerate(args.sizes):
+            try:
+                size_result = bench.size(size, SIZES[size], with_dag=index == 0 and not args.no_dag)
+                if size == args.sizes[-1] and not args.no_explain and bench.explain_candidates:
+                    size_result["explain"] = bench.explain(bench.explain_candidates)
+            except (ChildFailed, RuntimeError) as exc:
+                log(f"{size}: FAILED: {exc}")
+                size_result = {"size": size, "target_lines": SIZES[size], "error": str(exc)[:3000]}
+            finally:
+                bench.dbs.drop_all()
+                shutil.rmtree(workdir / size, ignore_errors=True)
+            results["sizes"][size] = size_result
+            (workdir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    finally:
+        bench.dbs.drop_all()
+    results["machine"]["load_end"] = machine.load_average()
+    results["total_seconds"] = time.perf_counter() - started
+    (workdir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    text = report.render(results)
+    args.out.write_text(text)
+    print(text)
+    log(f"done in {results['total_seconds'] / 60:.1f} min; report {args.out}, raw results {workdir / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
