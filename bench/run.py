@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, dbt_runs, machine, report
-from bench.common import ROOT, ChildFailed, Databases, log, median, repeat, run_worker, timed
+from bench.common import ROOT, Databases, log, median, repeat, run_worker, timed
 
 SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
 EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
@@ -42,7 +42,6 @@ class Bench:
         self.profile_size = profile_size
         self.dbs = Databases(admin_dsn, "winback_bench")
         self.last_compiled: list[tuple[str, float, str, str]] = []
-        self.explain_candidates: dict[str, Any] | None = None
         from winback.generator import GeneratorConfig
 
         self.as_of = GeneratorConfig().as_of
@@ -52,9 +51,8 @@ class Bench:
         return run_worker(mode, args, env=env or {}, workdir=self.workdir / "logs", tag=tag)
 
     # ------------------------------------------------------------------------- one size
-    def size(self, name: str, lines: int, with_dag: bool) -> dict[str, Any]:
+    def size(self, name: str, lines: int, with_dag: bool, with_explain: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"size": name, "target_lines": lines}
-        self.explain_candidates = None
         self.last_compiled = []
         base = self.workdir / name
         shutil.rmtree(base, ignore_errors=True)
@@ -110,7 +108,11 @@ class Bench:
 
         if with_dag:
             out["dag_overhead"] = self.dag_overhead(name, warehouse, source, last_day, target)
-        self.explain_candidates = {"warehouse": warehouse, "models": self.last_compiled}
+        if with_explain:
+            out["explain"] = self.explain(warehouse, self.last_compiled)
+            out["incremental_profile"] = self.profile_night(name, lines, last_day + dt.timedelta(days=1), settings,
+                                                            source, landing_dir, warehouse, target,
+                                                            nights[-1]["incremental_order"])
         return out
 
     def load(self, name: str, csv_file: Path, files_dir: Path) -> dict[str, Any]:
@@ -143,7 +145,26 @@ class Bench:
         out: dict[str, Any] = {"rounds": rounds}
         if name == self.profile_size:
             out["profile"] = self.profile_extract(name, files_dir)
+            out["chunk_sweep"] = self.chunk_sweep(name, files_dir)
         return out
+
+    def chunk_sweep(self, name: str, files_dir: Path) -> list[dict[str, Any]]:
+        """The extract's peak memory and time with other WINBACK_CHUNK_BYTES (the default, 8 MB,
+        is the timed rounds' figure): does the peak follow the chunk size or the file size?"""
+        sweep = []
+        for chunk_mb in (1, 32):
+            warehouse = self.dbs.create(f"{name.lower()}_chunk", bootstrap=True)
+            try:
+                log(f"{name}: extract with WINBACK_CHUNK_BYTES = {chunk_mb} MB (memory sensitivity)")
+                child = self.child("extract", ["--kind", "files", "--entities", "sales_lines",
+                                               "--as-of", self.as_of.isoformat(), "--warehouse", warehouse,
+                                               "--landing", str(files_dir)], f"{name}-extract-chunk-{chunk_mb}",
+                                   env={"WINBACK_CHUNK_BYTES": str(chunk_mb << 20)})
+            finally:
+                self.dbs.drop(warehouse)
+            entity = child.result["entities"]["sales_lines"]
+            sweep.append({"chunk_mb": chunk_mb, "max_rss_mb": child.max_rss_mb, "seconds": entity["seconds"]})
+        return sweep
 
     def profile_extract(self, name: str, files_dir: Path) -> list[dict[str, Any]]:
         """One extra, untimed extract whose bulk statements run under EXPLAIN ANALYZE first."""
@@ -191,7 +212,15 @@ class Bench:
         # finds no new rows: its plan then shows the fixed cost of looking for them.
         top = sorted((n for n in run["nodes"] if n["compiled"]), key=lambda n: n["seconds"], reverse=True)[:3]
         self.last_compiled = [(n["id"].split(".")[-1], n["seconds"], n["compiled"], n["materialized"]) for n in top]
+        by_kind: dict[str, list[float]] = {}
+        for node in run["nodes"]:
+            if node["id"].startswith("model."):
+                entry = by_kind.setdefault(node["materialized"] or "?", [0, 0.0])
+                entry[0] += 1
+                entry[1] += node["seconds"]
+        incremental_order = [n["id"].split(".")[-1] for n in run["nodes"] if n["materialized"] == "incremental"]
         return {"day": day.isoformat(), "steps": steps, "total": total, "rows_read": rows,
+                "dbt_by_materialization": by_kind, "incremental_order": incremental_order,
                 "advance": {**advance.result, "max_rss_mb": advance.max_rss_mb},
                 "dbt_elapsed": run["dbt_elapsed"], "dbt_model_seconds": dbt_runs.node_seconds(run),
                 "dbt_slowest": dbt_runs.slowest(run),
@@ -225,6 +254,40 @@ class Bench:
                 "dbt_build_wall": build["wall"], "dbt_build_nodes": len(build["nodes"]),
                 "dbt_build_error": build["error"], "dag_max_rss_mb": dag.max_rss_mb}
 
+    def profile_night(self, name: str, lines: int, day: dt.date, settings, source: str, landing: Path,
+                      warehouse: str, target: Path, incremental: list[str]) -> list[dict[str, Any]]:
+        """An extra, untimed night for the incremental models: after the day's extract, each
+        incremental model in turn is compiled, its SELECT run under EXPLAIN ANALYZE (rolled back,
+        so it sees exactly the night's new rows), then the model is run for real."""
+        from winback.extract import extract_entity
+
+        log(f"{name}: profiling night {day} for the incremental models ({', '.join(incremental)}; not timed)")
+        self.child("gen-advance", ["--lines", str(lines), "--source", source, "--landing", str(landing),
+                                   "--day", day.isoformat()], f"{name}-advance-profile")
+        for entity in EXTRACT_ORDER:
+            extract_entity(entity, as_of=day, settings=settings, dag_run_id="bench-profile")
+        profiles = []
+        for model in incremental:
+            compiled = dbt_runs.dbt(["compile", "--select", model], warehouse, day.isoformat(), target / "profile")
+            code = next((n["compiled"] for n in compiled["nodes"] if n["id"].endswith(f".{model}")), None)
+            entry: dict[str, Any] = {"model": model}
+            if code:
+                try:
+                    result = dbt_runs.explain_model(warehouse, code)
+                    plan_file = self.workdir / "plans" / f"{model}.incremental.json"
+                    plan_file.parent.mkdir(parents=True, exist_ok=True)
+                    plan_file.write_text(json.dumps(result.pop("plan"), indent=1))
+                    entry.update(result, plan_file=str(plan_file))
+                except Exception as exc:  # a diagnosis: report it, never fail the run for it
+                    entry["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            else:
+                entry["error"] = compiled["error"] or "no compiled SQL in run_results.json"
+            run = dbt_runs.dbt(["run", "--select", model], warehouse, day.isoformat(), target / "profile")
+            entry["model_seconds"] = sum(n["seconds"] for n in run["nodes"] if n["id"].endswith(f".{model}"))
+            entry["run_error"] = run["error"]
+            profiles.append(entry)
+        return profiles
+
     def dag_parse(self) -> dict[str, Any]:
         files = sorted((ROOT / "dags").glob("*.py"))
         parse: dict[str, Any] = {}
@@ -246,12 +309,12 @@ class Bench:
     def idle_rss(self) -> float:
         return self.child("idle", [], "idle").max_rss_mb
 
-    def explain(self, candidates: dict[str, Any]) -> list[dict[str, Any]]:
+    def explain(self, warehouse: str, models: list[tuple[str, float, str, str]]) -> list[dict[str, Any]]:
         profiles = []
-        for model, seconds, compiled, materialized in candidates["models"][:3]:
+        for model, seconds, compiled, materialized in models[:3]:
             log(f"EXPLAIN ANALYZE of {model} ({seconds:.1f}s in the last nightly run)")
             try:
-                result = dbt_runs.explain_model(candidates["warehouse"], compiled)
+                result = dbt_runs.explain_model(warehouse, compiled)
             except Exception as exc:  # a profile is a diagnosis: report, never fail the run for it
                 profiles.append({"model": model, "error": f"{type(exc).__name__}: {exc}"[:500]})
                 continue
@@ -285,6 +348,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds per measure and size after which no further repeat starts (default 600)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="the report (default BENCHMARKS.md)")
     parser.add_argument("--no-dag", action="store_true", help="skip the Airflow measures (parse, DAG run)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: render the report again from .winback/bench/results.json")
     parser.add_argument("--no-explain", action="store_true",
                         help="skip EXPLAIN ANALYZE of the slowest nightly dbt models at the largest size")
     args = parser.parse_args(argv)
@@ -300,6 +365,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report_only:
+        text = report.render(json.loads((ROOT / ".winback" / "bench" / "results.json").read_text()))
+        args.out.write_text(text)
+        print(text)
+        return 0
     started = time.perf_counter()
     from winback.config import get_settings
     from winback.warehouse import embedded_server
@@ -332,12 +402,12 @@ def main(argv: list[str] | None = None) -> int:
             results["dag_parse"] = bench.dag_parse()
         for index, size in enumerate(args.sizes):
             try:
-                size_result = bench.size(size, SIZES[size], with_dag=index == 0 and not args.no_dag)
-                if size == args.sizes[-1] and not args.no_explain and bench.explain_candidates:
-                    size_result["explain"] = bench.explain(bench.explain_candidates)
-            except (ChildFailed, RuntimeError) as exc:
-                log(f"{size}: FAILED: {exc}")
-                size_result = {"size": size, "target_lines": SIZES[size], "error": str(exc)[:3000]}
+                size_result = bench.size(size, SIZES[size], with_dag=index == 0 and not args.no_dag,
+                                         with_explain=size == args.sizes[-1] and not args.no_explain)
+            except Exception as exc:  # report the sizes that did complete; this one says why it did not
+                log(f"{size}: FAILED: {type(exc).__name__}: {exc}")
+                size_result = {"size": size, "target_lines": SIZES[size],
+                               "error": f"{type(exc).__name__}: {exc}"[:3000]}
             finally:
                 bench.dbs.drop_all()
                 shutil.rmtree(workdir / size, ignore_errors=True)
