@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -36,7 +37,22 @@ def load_average() -> str:
     return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def describe(admin_dsn: str) -> dict[str, str]:
+def revision(root: Path) -> str:
+    """The commit measured, and whether project files outside bench/ differ from it (read-only git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in status if not line[3:].startswith(("bench/", "BENCHMARKS.md"))]
+    if not changed:
+        return f"{head} (project files unmodified)"
+    return f"{head} + uncommitted changes in {', '.join(changed[:5])}" + (" …" if len(changed) > 5 else "")
+
+
+def describe(admin_dsn: str, root: Path) -> dict[str, str]:
     with psycopg.connect(admin_dsn) as conn:
         version = conn.execute("show server_version").fetchone()[0]
         settings = {name: conn.execute(f"show {name}").fetchone()[0] for name in PG_SETTINGS}
@@ -46,6 +62,7 @@ def describe(admin_dsn: str) -> dict[str, str]:
 
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "revision": revision(root),
         "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
         "ram": f"{ram_gb():.1f} GiB",

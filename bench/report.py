@@ -225,7 +225,7 @@ def render(results: dict[str, Any]) -> str:
            "baseline was measured in the same run, on the same machine and the same PostgreSQL server.", ""]
     out += ["## Machine", ""]
     out += _table(["", ""], [
-        ["date", m["date"]], ["CPU", m["cpu"]], ["cores", m["cores"]], ["RAM", m["ram"]], ["OS", m["os"]],
+        ["date", m["date"]], ["code measured (git)", m.get("revision", "–")], ["CPU", m["cpu"]], ["cores", m["cores"]], ["RAM", m["ram"]], ["OS", m["os"]],
         ["Python", m["python"]], ["PostgreSQL", m["postgresql"]],
         ["Airflow / dbt-core / Great Expectations", m["airflow / dbt-core / great_expectations"]],
         ["load average (1/5/15 min) at start", m["load_start"]],

@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"command": " ".join(["python -m bench.run", *(argv if argv is not None
                                                                               else sys.argv[1:])]),
-                               "machine": machine.describe(admin), "repeats": args.repeats,
+                               "machine": machine.describe(admin, ROOT), "repeats": args.repeats,
                                "budget": args.budget, "sizes": {}}
     log(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, load "
         f"{results['machine']['load_start']}")
