@@ -6,6 +6,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 
+def _contract_lost_after_days() -> int:
+    """L from the dbt vars, the metric contract's one home."""
+    from winback.config import get_settings
+
+    return int(get_settings().dbt_vars()["lost_after_days"])
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """What to generate. The same config always yields byte-identical data.
@@ -22,7 +29,7 @@ class GeneratorConfig:
     as_of: dt.date = dt.date(2025, 6, 30)
     # The metric contract's L (dbt var lost_after_days). The generator only uses it to place
     # the designed quiet periods and the managers' win-back contacts around the lost date.
-    lost_after_days: int = 180
+    lost_after_days: int = field(default_factory=_contract_lost_after_days)
     # Share of the clients active in the period that already existed before start_date.
     existing_client_share: float = 0.45
     # Routine CRM contacts per client and year (win-back contacts come on top).
