@@ -100,11 +100,24 @@ def query(dsn: str, statement: str, *params) -> list[tuple]:
         return conn.execute(statement, params).fetchall()
 
 
+# Bookkeeping of the incremental models (when a row was computed), not a figure.
+BOOKKEEPING = {"processed_through"}
+
+
 def snapshot(dsn: str) -> dict[str, list[tuple]]:
     """Every row of every marts and kpi_staging table, sorted (for exact comparison)."""
-    tables = query(dsn, "select table_schema || '.' || table_name from information_schema.tables "
-                        "where table_schema in ('marts', 'kpi_staging') order by 1")
-    return {name: sorted(query(dsn, f"select * from {name}"), key=repr) for (name,) in tables}
+    tables = query(dsn, "select table_schema, table_name from information_schema.tables "
+                        "where table_schema in ('marts', 'kpi_staging') order by 1, 2")
+    out = {}
+    for schema, table in tables:
+        columns = [c for (c,) in query(dsn, "select column_name from information_schema.columns where table_schema = %s "
+                                            "and table_name = %s order by ordinal_position", schema, table)
+                   if c not in BOOKKEEPING]
+        statement = sql.SQL("select {} from {}").format(sql.SQL(", ").join(map(sql.Identifier, columns)),
+                                                       sql.Identifier(schema, table))
+        with psycopg.connect(dsn) as conn:
+            out[f"{schema}.{table}"] = sorted(conn.execute(statement).fetchall(), key=repr)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -228,9 +241,10 @@ def test_incremental_run_after_a_correction_equals_a_full_refresh(warehouse_dsn)
     latest = query(warehouse_dsn, "select client_id, order_date, line_count from intermediate.int_client_daily_revenue "
                                   "where processed_through = (select max(processed_through) "
                                   "from intermediate.int_client_daily_revenue) order by 1, 2")
-    assert latest == [("A", d("2023-02-15"), 1), ("A", d("2023-02-25"), 1), ("C", d("2024-12-15"), 1)]
-    assert query(warehouse_dsn, "select count(*) from intermediate.int_client_daily_revenue "
-                                "where client_id = 'B' and order_date = '2024-12-15'") == [(0,)]
+    # B's 2024-12-15 lost its only line: kept with no line, so the per-client models
+    # downstream see that B changed.
+    assert latest == [("A", d("2023-02-15"), 1), ("A", d("2023-02-25"), 1), ("B", d("2024-12-15"), 0),
+                      ("C", d("2024-12-15"), 1)]
     # The correction is in the marts: A's last purchase is now 2023-02-25, lost 181 days later.
     assert query(warehouse_dsn, "select last_purchase_date, lost_date from marts.fct_lost_episodes "
                                 "where client_id = 'A' and episode_number = 1") == [(d("2023-02-25"), d("2023-08-25"))]
@@ -240,3 +254,59 @@ def test_incremental_run_after_a_correction_equals_a_full_refresh(warehouse_dsn)
     assert len(full) >= 12
     for table in full:
         assert incremental[table] == full[table], f"{table} differs between incremental and full refresh"
+
+
+# Nights of a changing warehouse: (D, statements run on raw before that night's dbt run).
+# Each night one warehouse runs dbt incrementally, a twin runs a full refresh; their marts
+# must be equal. The nights cross a quarter end, A's lost date (2024-03-01 + 181 =
+# 2024-08-29), late corrections into a closed quarter, a reassigned client, new
+# contacts, and finally D moving backwards.
+NIGHTS = [
+    ("2024-06-25", []),
+    ("2024-07-02", [
+        # a new client's first purchase, a contact with a loss reason, A reassigned to M2
+        "insert into raw.sales_lines (line_id, order_id, client_id, order_date, quantity, net_amount, cost_amount,"
+        " channel, status, _source_object, _load_id, _loaded_at) values"
+        " ('F1', 'OF1', 'F', '2024-07-01', 1, 300, 100, 'online', 'completed', 'test', 1, clock_timestamp())",
+        "insert into raw.contacts (contact_id, client_id, manager_id, contact_at, channel, outcome, loss_reason,"
+        " _source_object, _load_id, _loaded_at) values"
+        " ('K6', 'D', 'M2', '2024-07-01 10:00+00', 'call', 'refused', 'price', 'test', 1, clock_timestamp())",
+        "update raw.clients set manager_id = 'M2', _loaded_at = clock_timestamp() where client_id = 'A'",
+    ]),
+    ("2024-08-30", [
+        # a late line into the closed Q2 (C's first purchase), a correction of E's 2024-07-01 line
+        "insert into raw.sales_lines (line_id, order_id, client_id, order_date, quantity, net_amount, cost_amount,"
+        " channel, status, _source_object, _load_id, _loaded_at) values"
+        " ('C2', 'OC2', 'C', '2024-06-20', 1, 900, 500, 'phone', 'completed', 'test', 2, clock_timestamp())",
+        "update raw.sales_lines set net_amount = 50, _loaded_at = clock_timestamp() where line_id = 'E4'",
+    ]),
+    ("2024-12-31", [
+        # F's only line turns out to be B's: F has no line left
+        "update raw.sales_lines set client_id = 'B', _loaded_at = clock_timestamp() where line_id = 'F1'",
+        "insert into raw.contacts (contact_id, client_id, manager_id, contact_at, channel, outcome, nps_score,"
+        " _source_object, _load_id, _loaded_at) values"
+        " ('K7', 'A', 'M2', '2024-12-20 10:00+00', 'call', 'reached', 7, 'test', 3, clock_timestamp())",
+    ]),
+    ("2024-10-15", []),  # a re-run for an earlier date
+]
+
+
+def test_nightly_incremental_runs_equal_full_refreshes(warehouse_dsn, make_database):
+    twin = make_database("wb_twin")
+    warehouse.bootstrap(twin)
+    for dsn in (warehouse_dsn, twin):
+        load_raw(dsn)
+    for night, (as_of, statements) in enumerate(NIGHTS):
+        for dsn in (warehouse_dsn, twin):
+            with psycopg.connect(dsn) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+        run_dbt(["run"], warehouse_dsn, vars={"as_of_date": as_of})
+        run_dbt(["run", "--full-refresh"], twin, vars={"as_of_date": as_of})
+        incremental, full = snapshot(warehouse_dsn), snapshot(twin)
+        assert set(incremental) == set(full)
+        for table in full:
+            assert incremental[table] == full[table], f"night {night} (D = {as_of}): {table} differs"
+    # The nights did reach the cases they are there for.
+    assert query(warehouse_dsn, "select count(*) from marts.fct_lost_episodes where client_id = 'A'") == [(2,)]
+    assert query(warehouse_dsn, "select count(*) from marts.dim_clients where client_id = 'F'") == [(0,)]

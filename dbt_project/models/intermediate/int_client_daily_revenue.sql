@@ -4,7 +4,11 @@
         unique_key=['client_id', 'order_date'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook=["delete from {{ this }} where line_count = 0"]
+        indexes=[
+            {'columns': ['client_id', 'order_date'], 'unique': True},
+            {'columns': ['processed_through']},
+            {'columns': ['order_date']}
+        ]
     )
 }}
 
@@ -15,22 +19,19 @@
 -- delivered since the last run (int_sales_line_locations: the lines' current and, for
 -- moved lines, previous pairs); each touched pair is recomputed from all its current
 -- lines, so a correction of an old line re-aggregates its old date. A pair left with no
--- line (its only line moved away) is written with line_count = 0 and removed by the
--- post-hook. A full refresh computes the same rows from scratch.
+-- line (its only line moved away) is written with line_count = 0 and kept: its
+-- processed_through tells the per-client models that this client changed
+-- (macros/changed_clients.sql). Readers see only pairs with lines (int_client_days:
+-- active lines; dim_clients: any line). A full refresh computes the same figures.
 --
 -- processed_through: the high-water mark of int_sales_line_locations when the row was
--- computed; the next incremental run starts from the maximum of it.
+-- computed; the next incremental run starts from the maximum of it. The indexes serve
+-- the delete+insert, and the per-client models' change detection (processed_through,
+-- order_date: macros/changed_clients.sql).
 
 with
 
 {% if is_incremental() %}
-    watermark as (
-
-        select coalesce(max(processed_through), '-infinity'::timestamptz) as processed_through
-        from {{ this }}
-
-    ),
-
     new_deliveries as (
 
         select
@@ -39,8 +40,7 @@ with
             locations.previous_client_id,
             locations.previous_order_date
         from {{ ref('int_sales_line_locations') }} as locations
-        cross join watermark
-        where locations.loaded_at > watermark.processed_through
+        where locations.loaded_at > {{ last_build_mark('processed_through') }}
 
     ),
 
@@ -70,12 +70,18 @@ lines as (
         sales_lines.net_amount,
         sales_lines.cost_amount,
         sales_lines.is_cancelled
-    from {{ ref('stg_erp__sales_lines') }} as sales_lines
     {% if is_incremental() %}
-        inner join touched
+        -- The touched pairs' lines through the locations' index, then by key: no scan
+        -- of the whole raw table.
+        from touched
+        inner join {{ ref('int_sales_line_locations') }} as locations
             on
-                sales_lines.client_id = touched.client_id
-                and sales_lines.order_date = touched.order_date
+                touched.client_id = locations.client_id
+                and touched.order_date = locations.order_date
+        inner join {{ ref('stg_erp__sales_lines') }} as sales_lines
+            on locations.line_id = sales_lines.line_id
+    {% else %}
+        from {{ ref('stg_erp__sales_lines') }} as sales_lines
     {% endif %}
 
 ),

@@ -11,22 +11,44 @@
 --   Compared exactly: CV^2 = (12 * sum(m^2) - sum(m)^2) / sum(m)^2, so
 --   CV <= c  <=>  12 * sum(m^2) - sum(m)^2 <= c^2 * sum(m)^2.
 
+--
+-- Incremental by quarter (macros/changed_clients.sql, quarters_to_rebuild): a nightly run
+-- builds only the quarters that closed or whose client-days changed since.
+
+{{
+    config(
+        materialized='incremental',
+        unique_key='quarter_end',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['quarter_end']}, {'columns': ['client_id', 'quarter_end']}],
+        post_hook=["{{ quarter_changes_post_hook() }}"]
+    )
+}}
+
+-- depends_on: {{ ref('int_client_daily_revenue') }}
+
 with quarters as (
 
     select
-        quarter_end,
-        segment_window_start
-    from {{ ref('int_quarters') }}
+        quarters.quarter_end,
+        quarters.segment_window_start
+    from {{ ref('int_quarters') }} as quarters
+    where {{ quarters_to_rebuild('quarters') }}
 
 ),
 
 client_days as (
 
+    -- Nothing to read when no quarter is to be built (a one-time filter in the plan).
     select
         client_id,
         order_date,
         net_amount
     from {{ ref('int_client_days') }}
+    where
+        exists (select 1 from quarters)
+        and order_date <= (select max(quarters.quarter_end) from quarters)
 
 ),
 
@@ -152,5 +174,7 @@ select
     abc_class,
     xyz_cv,
     xyz_class,
-    case when abc_class = 'N' then 'N' else abc_class || xyz_class end as abc_xyz_class
+    case when abc_class = 'N' then 'N' else abc_class || xyz_class end as abc_xyz_class,
+    {{ as_of_date() }} as as_of_date,
+    {{ revenue_through() }} as processed_through
 from segmented

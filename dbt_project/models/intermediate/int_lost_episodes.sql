@@ -3,8 +3,35 @@
 -- or when there is none and lost_date <= D. The episode ends with a return on the first
 -- purchase day after lost_date, which is the next purchase day. A next purchase day equal
 -- to lost_date means the client was never lost (on that day it bought).
+--
+-- Per-client incremental, like int_purchase_days (macros/changed_clients.sql).
 
-with candidates as (
+{{
+    config(
+        materialized='incremental',
+        unique_key='client_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['client_id']}],
+        post_hook=["{{ delete_placeholders('episode_number') }}"]
+    )
+}}
+
+-- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('stg_crm__contacts') }}
+-- depends_on: {{ ref('stg_erp__clients') }}
+
+with
+
+{% if is_incremental() %}
+    changed_clients as (
+
+        {{ changed_clients() }}
+
+    ),
+{% endif %}
+
+candidates as (
 
     select
         client_id,
@@ -13,6 +40,7 @@ with candidates as (
         next_purchase_date,
         threshold_days
     from {{ ref('int_purchase_days') }}
+    where {{ changed_clients_filter('client_id') }}
 
 ),
 
@@ -34,5 +62,24 @@ select
     next_purchase_date as return_date,
     next_purchase_date - lost_date as days_to_return,
     next_purchase_date is not null as is_returned,
-    threshold_days
+    threshold_days,
+    {{ as_of_date() }} as as_of_date,
+    {{ inputs_through() }} as processed_through
 from episodes
+{% if is_incremental() %}
+
+    union all
+
+    select
+        client_id,
+        cast(null as bigint) as episode_number,
+        cast(null as date) as last_purchase_date,
+        cast(null as date) as lost_date,
+        cast(null as date) as return_date,
+        cast(null as integer) as days_to_return,
+        cast(null as boolean) as is_returned,
+        cast(null as integer) as threshold_days,
+        {{ as_of_date() }} as as_of_date,
+        {{ inputs_through() }} as processed_through
+    from changed_clients
+{% endif %}

@@ -13,21 +13,63 @@
 --   loss_reason: the latest loss_reason given in a contact dated from the day after the
 --     last purchase to the day before the return (or D) ('unknown' if none).
 
-with episodes as (
+--
+-- Per-client incremental, like int_purchase_days (macros/changed_clients.sql).
 
-    select * from {{ ref('int_lost_episodes') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='client_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['client_id']}],
+        post_hook=["{{ delete_placeholders('episode_number') }}"]
+    )
+}}
+
+-- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('stg_crm__contacts') }}
+-- depends_on: {{ ref('stg_erp__clients') }}
+
+with
+
+{% if is_incremental() %}
+    changed_clients as (
+
+        {{ changed_clients() }}
+
+    ),
+{% endif %}
+
+episodes as (
+
+    select
+        client_id,
+        episode_number,
+        last_purchase_date,
+        lost_date,
+        return_date,
+        days_to_return,
+        is_returned,
+        threshold_days
+    from {{ ref('int_lost_episodes') }}
+    where {{ changed_clients_filter('client_id') }}
 
 ),
 
 client_days as (
 
-    select * from {{ ref('int_client_days') }}
+    select *
+    from {{ ref('int_client_days') }}
+    where {{ changed_clients_filter('client_id') }}
 
 ),
 
 contacts as (
 
-    select * from {{ ref('int_contacts') }}
+    select *
+    from {{ ref('int_contacts') }}
+    where {{ changed_clients_filter('client_id') }}
 
 ),
 
@@ -79,6 +121,7 @@ channel_revenue as (
             episodes.client_id = channel_days.client_id
             and channel_days.order_date
             between episodes.lost_date - {{ var('revenue_lost_window_days') }} and episodes.lost_date - 1
+    where {{ changed_clients_filter('channel_days.client_id') }}
     group by episodes.client_id, episodes.episode_number, channel_days.channel
 
 ),
@@ -148,7 +191,9 @@ select
     coalesce(clients.region, 'unknown') as region,
     coalesce(clients.industry, 'unknown') as industry,
     coalesce(dominant_channel.sales_channel, 'unknown') as sales_channel,
-    coalesce(loss_reasons.loss_reason, 'unknown') as loss_reason
+    coalesce(loss_reasons.loss_reason, 'unknown') as loss_reason,
+    {{ as_of_date() }} as as_of_date,
+    {{ inputs_through() }} as processed_through
 from episodes
 inner join lost_revenue
     on
@@ -172,3 +217,30 @@ left join loss_reasons
         and episodes.episode_number = loss_reasons.episode_number
 left join {{ ref('stg_erp__clients') }} as clients
     on episodes.client_id = clients.client_id
+{% if is_incremental() %}
+
+    union all
+
+    select
+        client_id,
+        cast(null as bigint) as episode_number,
+        cast(null as date) as last_purchase_date,
+        cast(null as date) as lost_date,
+        cast(null as date) as return_date,
+        cast(null as integer) as days_to_return,
+        cast(null as boolean) as is_returned,
+        cast(null as integer) as threshold_days,
+        cast(null as numeric) as revenue_lost_ttm,
+        cast(null as numeric) as gross_margin_lost_ttm,
+        cast(null as numeric) as revenue_recovered_90d,
+        cast(null as boolean) as recovered_window_complete,
+        cast(null as boolean) as is_contacted_after_loss,
+        cast(null as text) as manager_id,
+        cast(null as text) as region,
+        cast(null as text) as industry,
+        cast(null as text) as sales_channel,
+        cast(null as text) as loss_reason,
+        {{ as_of_date() }} as as_of_date,
+        {{ inputs_through() }} as processed_through
+    from changed_clients
+{% endif %}

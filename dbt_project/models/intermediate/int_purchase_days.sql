@@ -4,8 +4,37 @@
 -- adaptive_threshold_enabled) clamp(ceil(k x median gap between purchase days), min, max)
 -- for clients with at least two purchase days (L for the others). The adaptive threshold
 -- is computed from all purchase days <= D and applies to the client's whole history.
+--
+-- Per-client incremental (macros/changed_clients.sql): a nightly run recomputes the
+-- clients whose days changed; a client left without purchase days keeps only its
+-- placeholder row, which the post-hook removes.
 
-with purchase_days as (
+{{
+    config(
+        materialized='incremental',
+        unique_key='client_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['client_id']}],
+        post_hook=["{{ delete_placeholders('purchase_date') }}"]
+    )
+}}
+
+-- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('stg_crm__contacts') }}
+-- depends_on: {{ ref('stg_erp__clients') }}
+
+with
+
+{% if is_incremental() %}
+    changed_clients as (
+
+        {{ changed_clients() }}
+
+    ),
+{% endif %}
+
+purchase_days as (
 
     select
         client_id,
@@ -13,7 +42,7 @@ with purchase_days as (
         net_amount,
         order_count
     from {{ ref('int_client_days') }}
-    where is_purchase_day
+    where is_purchase_day and {{ changed_clients_filter('client_id') }}
 
 ),
 
@@ -68,7 +97,27 @@ select
         end
     {% else %}
         {{ var('lost_after_days') }}
-    {% endif %} as threshold_days
+    {% endif %} as threshold_days,
+    {{ as_of_date() }} as as_of_date,
+    {{ inputs_through() }} as processed_through
 from sequenced
 left join gaps
     on sequenced.client_id = gaps.client_id
+{% if is_incremental() %}
+
+    union all
+
+    select
+        client_id,
+        cast(null as date) as purchase_date,
+        cast(null as bigint) as purchase_day_number,
+        cast(null as date) as previous_purchase_date,
+        cast(null as date) as next_purchase_date,
+        cast(null as numeric) as net_amount,
+        cast(null as bigint) as order_count,
+        cast(null as double precision) as median_gap_days,
+        cast(null as integer) as threshold_days,
+        {{ as_of_date() }} as as_of_date,
+        {{ inputs_through() }} as processed_through
+    from changed_clients
+{% endif %}

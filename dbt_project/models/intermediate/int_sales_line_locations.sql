@@ -3,7 +3,12 @@
         materialized='incremental',
         unique_key='line_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail'
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['line_id'], 'unique': True},
+            {'columns': ['client_id', 'order_date']},
+            {'columns': ['loaded_at']}
+        ]
     )
 }}
 
@@ -11,6 +16,9 @@
 -- moved it, where it sat before. int_client_daily_revenue reads the lines delivered
 -- since its last run from here to know which client-days to recompute: a correction can
 -- move a line away from a client-day, which then must be recomputed too.
+-- Its indexes serve the nightly run: line_id for the delete+insert and the previous
+-- location, (client_id, order_date) to find the lines of a touched client-day without
+-- scanning the raw table, loaded_at for the high-water mark.
 
 with delivered as (
 
@@ -21,9 +29,7 @@ with delivered as (
         loaded_at
     from {{ ref('stg_erp__sales_lines') }}
     {% if is_incremental() %}
-        where loaded_at > (
-                select coalesce(max(seen.loaded_at), '-infinity'::timestamptz) from {{ this }} as seen
-            )
+        where loaded_at > {{ last_build_mark('loaded_at') }}
     {% endif %}
 
 )

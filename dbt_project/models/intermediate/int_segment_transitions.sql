@@ -4,8 +4,38 @@
 -- class_rank orders the classes (higher is better): abc A3 B2 C1 N0, xyz X3 Y2 Z1 N0,
 -- abc_xyz = 4 x abc rank + xyz rank (AX best, N worst); direction compares the ranks.
 
-with segments as (
+--
+-- Incremental by quarter, like int_client_segments (macros/changed_clients.sql).
 
+{{
+    config(
+        materialized='incremental',
+        unique_key='quarter_end',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['quarter_end']}],
+        post_hook=["{{ quarter_changes_post_hook() }}"]
+    )
+}}
+
+-- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('int_quarters') }}
+
+with
+
+{% if is_incremental() %}
+    quarters as (
+
+        select quarters.quarter_end
+        from {{ ref('int_quarters') }} as quarters
+        where {{ quarters_to_rebuild('quarters') }}
+
+    ),
+{% endif %}
+
+segments as (
+
+    -- Incremental: the quarters to build and the quarter before each.
     select
         client_id,
         quarter_end,
@@ -15,6 +45,9 @@ with segments as (
         abc_xyz_class,
         {{ quarter_start('quarter_end') }} - 1 as previous_quarter_end
     from {{ ref('int_client_segments') }}
+    {% if is_incremental() %}
+        where quarter_end >= {{ add_months('(select min(quarters.quarter_end) from quarters)', -3) }}
+    {% endif %}
 
 ),
 
@@ -35,6 +68,9 @@ paired as (
         on
             segments.client_id = previous.client_id
             and segments.previous_quarter_end = previous.quarter_end
+    {% if is_incremental() %}
+        where segments.quarter_end in (select quarters.quarter_end from quarters)
+    {% endif %}
 
 ),
 
@@ -83,5 +119,7 @@ select
         when to_rank > from_rank then 'up'
         when to_rank < from_rank then 'down'
         else 'same'
-    end as direction
+    end as direction,
+    {{ as_of_date() }} as as_of_date,
+    {{ revenue_through() }} as processed_through
 from ranked

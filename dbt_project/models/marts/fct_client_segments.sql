@@ -1,4 +1,8 @@
 -- ABC-XYZ class per client and closed quarter end (see int_client_segments for the rules).
+-- A view: a projection of an incremental intermediate table, so the nightly run
+-- copies nothing and as_of_date follows D.
+
+{{ config(materialized='view') }}
 
 select
     client_id,

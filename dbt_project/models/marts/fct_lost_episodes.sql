@@ -1,4 +1,8 @@
 -- One row per lost episode with lost_date <= D (see int_lost_episodes for the rule).
+-- A view: a projection of an incremental intermediate table, so the nightly run
+-- copies nothing and as_of_date follows D.
+
+{{ config(materialized='view') }}
 
 select
     client_id,

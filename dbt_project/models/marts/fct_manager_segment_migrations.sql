@@ -1,17 +1,16 @@
--- Segment migrations per manager (the client's current manager): per quarter end and
--- segmentation, how many of the manager's clients moved up, down or stayed
--- (see int_segment_transitions for the class order).
+-- Segment migrations per manager (see int_manager_segment_migrations).
+-- A view over the incremental intermediate table: the nightly run copies nothing
+-- and as_of_date is the D of the marts' build.
+
+{{ config(materialized='view') }}
 
 select
-    transitions.quarter_end,
-    coalesce(clients.manager_id, 'unknown') as manager_id,
-    transitions.segmentation,
-    count(*) as clients,
-    count(*) filter (where transitions.direction = 'up') as clients_up,
-    count(*) filter (where transitions.direction = 'down') as clients_down,
-    count(*) filter (where transitions.direction = 'same') as clients_same,
+    quarter_end,
+    manager_id,
+    segmentation,
+    clients,
+    clients_up,
+    clients_down,
+    clients_same,
     {{ as_of_date() }} as as_of_date
-from {{ ref('int_segment_transitions') }} as transitions
-left join {{ ref('stg_erp__clients') }} as clients
-    on transitions.client_id = clients.client_id
-group by transitions.quarter_end, coalesce(clients.manager_id, 'unknown'), transitions.segmentation
+from {{ ref('int_manager_segment_migrations') }}

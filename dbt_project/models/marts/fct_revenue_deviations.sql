@@ -1,84 +1,8 @@
--- Revenue dynamics per client and closed quarter: net revenue vs the previous quarter and
--- vs the same quarter a year before, in money and percent (100 x deviation / |base|, null
--- when the base is 0), and per quarter the revenue at risk: the sum of the negative
--- deviations of all clients (<= 0). Quarters without sales count as 0; rows where all
--- three revenues are 0 are left out.
+-- Revenue dynamics per client and closed quarter (see int_revenue_deviations).
+-- A view over the incremental intermediate table: the nightly run copies nothing
+-- and as_of_date is the D of the marts' build.
 
-with quarters as (
-
-    select
-        quarter_start,
-        quarter_end,
-        previous_quarter_start,
-        same_quarter_last_year_start
-    from {{ ref('int_quarters') }}
-
-),
-
-quarter_revenue as (
-
-    select * from {{ ref('int_client_quarter_revenue') }}
-
-),
-
-first_quarters as (
-
-    select
-        client_id,
-        min(quarter_start) as first_quarter_start
-    from quarter_revenue
-    group by client_id
-
-),
-
-compared as (
-
-    select
-        first_quarters.client_id,
-        quarters.quarter_start,
-        quarters.quarter_end,
-        coalesce(current_quarter.net_amount, 0) as net_revenue,
-        coalesce(previous_quarter.net_amount, 0) as previous_quarter_revenue,
-        coalesce(last_year.net_amount, 0) as same_quarter_last_year_revenue
-    from quarters
-    inner join first_quarters
-        on quarters.quarter_start >= first_quarters.first_quarter_start
-    left join quarter_revenue as current_quarter
-        on
-            first_quarters.client_id = current_quarter.client_id
-            and quarters.quarter_start = current_quarter.quarter_start
-    left join quarter_revenue as previous_quarter
-        on
-            first_quarters.client_id = previous_quarter.client_id
-            and quarters.previous_quarter_start = previous_quarter.quarter_start
-    left join quarter_revenue as last_year
-        on
-            first_quarters.client_id = last_year.client_id
-            and quarters.same_quarter_last_year_start = last_year.quarter_start
-
-),
-
-deviations as (
-
-    select
-        client_id,
-        quarter_start,
-        quarter_end,
-        net_revenue,
-        previous_quarter_revenue,
-        same_quarter_last_year_revenue,
-        net_revenue - previous_quarter_revenue as deviation_vs_previous_quarter,
-        round(
-            100 * (net_revenue - previous_quarter_revenue) / nullif(abs(previous_quarter_revenue), 0), 2
-        ) as deviation_vs_previous_quarter_pct,
-        net_revenue - same_quarter_last_year_revenue as deviation_vs_last_year,
-        round(
-            100 * (net_revenue - same_quarter_last_year_revenue) / nullif(abs(same_quarter_last_year_revenue), 0), 2
-        ) as deviation_vs_last_year_pct
-    from compared
-    where not (net_revenue = 0 and previous_quarter_revenue = 0 and same_quarter_last_year_revenue = 0)
-
-)
+{{ config(materialized='view') }}
 
 select
     client_id,
@@ -91,8 +15,7 @@ select
     deviation_vs_previous_quarter_pct,
     deviation_vs_last_year,
     deviation_vs_last_year_pct,
-    sum(least(deviation_vs_previous_quarter, 0)) over by_quarter as quarter_revenue_at_risk_vs_previous_quarter,
-    sum(least(deviation_vs_last_year, 0)) over by_quarter as quarter_revenue_at_risk_vs_last_year,
+    quarter_revenue_at_risk_vs_previous_quarter,
+    quarter_revenue_at_risk_vs_last_year,
     {{ as_of_date() }} as as_of_date
-from deviations
-window by_quarter as (partition by quarter_start)
+from {{ ref('int_revenue_deviations') }}

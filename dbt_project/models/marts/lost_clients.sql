@@ -10,52 +10,12 @@ with open_episodes as (
 
 ),
 
-client_days as (
-
-    select * from {{ ref('int_client_days') }}
-
-),
-
 history as (
 
-    select
-        client_days.client_id,
-        min(client_days.order_date) filter (where client_days.is_purchase_day) as first_purchase_date,
-        max(client_days.order_date) filter (where client_days.is_purchase_day) as last_purchase_date,
-        count(*) filter (where client_days.is_purchase_day) as purchase_days,
-        sum(client_days.order_count) as orders,
-        sum(client_days.net_amount) as lifetime_net_revenue,
-        sum(client_days.gross_margin) as lifetime_gross_margin
-    from client_days
+    select histories.*
+    from {{ ref('int_client_histories') }} as histories
     inner join open_episodes
-        on client_days.client_id = open_episodes.client_id
-    group by client_days.client_id
-
-),
-
-rolling_revenue as (
-
-    select
-        client_days.client_id,
-        sum(client_days.net_amount) over (
-            partition by client_days.client_id
-            order by client_days.order_date
-            range between current row
-            and interval '{{ (var('revenue_lost_window_days') | int) - 1 }} days' following
-        ) as revenue_in_window
-    from client_days
-    inner join open_episodes
-        on client_days.client_id = open_episodes.client_id
-
-),
-
-best_windows as (
-
-    select
-        client_id,
-        max(revenue_in_window) as best_window_revenue
-    from rolling_revenue
-    group by client_id
+        on histories.client_id = open_episodes.client_id
 
 ),
 
@@ -78,7 +38,9 @@ segment_before_loss as (
 
 contacts as (
 
-    select * from {{ ref('int_contacts') }}
+    select *
+    from {{ ref('int_contacts') }}
+    where client_id in (select open_episodes.client_id from open_episodes)
 
 ),
 
@@ -147,8 +109,8 @@ assembled as (
         segment_before_loss.xyz_class,
         segment_before_loss.abc_xyz_class,
         clients.potential_revenue as crm_potential_revenue,
-        best_windows.best_window_revenue as best_365d_revenue,
-        coalesce(clients.potential_revenue, best_windows.best_window_revenue) as potential_revenue,
+        history.best_window_revenue as best_365d_revenue,
+        coalesce(clients.potential_revenue, history.best_window_revenue) as potential_revenue,
         case when clients.potential_revenue is not null then 'crm' else 'history' end as potential_source,
         nullif(open_episodes.loss_reason, 'unknown') as latest_loss_reason,
         latest_nps.latest_nps_score,
@@ -162,8 +124,6 @@ assembled as (
     from open_episodes
     inner join history
         on open_episodes.client_id = history.client_id
-    left join best_windows
-        on open_episodes.client_id = best_windows.client_id
     left join segment_before_loss
         on open_episodes.client_id = segment_before_loss.client_id
     left join last_contacts

@@ -1,0 +1,209 @@
+{#
+    Per-client incremental models.
+
+    A model whose rows for a client depend only on that client's own data and on D
+    recomputes, on an incremental run, only the clients whose rows can have changed since
+    its last build. Its rows carry two bookkeeping columns: processed_through (the newest
+    input timestamp the build saw, inputs_through()) and as_of_date (the D of the build).
+    changed_clients() lists, from those:
+
+    - clients with client-days recomputed since (new lines, corrections, lines moved to
+      another client or day: int_client_daily_revenue.processed_through);
+    - clients with contacts or a CRM row (manager, region, ...) delivered since;
+    - clients with client-days or contacts dated in (previous D, D];
+    - clients for whom passing time alone changes a figure between the previous D and this
+      one: a purchase day p whose lost date (p + threshold + 1) or the end of its return's
+      revenue-recovered window (p + window - 1) falls in (previous D, D], a contact
+      whose not-converted window (contact date + window) ends in it;
+    - every client when D moved backwards (a re-run for an earlier date) or when the
+      model is empty.
+
+    (Figures per closed quarter are not per-client: see quarters_to_rebuild() below.)
+
+    One list for every per-client model of a run, so a client recomputed upstream is
+    recomputed downstream too. Each model compares against its own last build, so a
+    model that failed or was skipped catches up on its next run.
+
+    A client whose recomputation yields no row (e.g. a correction removed its only
+    episode) must still lose its old rows: such models emit one placeholder row per
+    changed client (client_placeholders()) that the delete+insert uses to clear the
+    client and a post-hook (delete_placeholders()) removes.
+#}
+
+{% macro changed_clients() -%}
+    {%- set lost_after = var('lost_after_days') | int -%}
+    {%- if flag_var('adaptive_threshold_enabled') -%}
+        {%- set threshold_low = [var('adaptive_min_days') | int, lost_after] | min -%}
+        {%- set threshold_high = [var('adaptive_max_days') | int, lost_after] | max -%}
+    {%- else -%}
+        {%- set threshold_low = lost_after -%}
+        {%- set threshold_high = lost_after -%}
+    {%- endif -%}
+    {%- set recovered_window = var('revenue_recovered_window_days') | int -%}
+    {%- set not_converted_window = var('not_converted_window_days') | int -%}
+    {%- set since = last_build_mark('processed_through') -%}
+    {%- set previous_as_of = last_build_mark('as_of_date') -%}
+    select revenue.client_id
+    from {{ ref('int_client_daily_revenue') }} as revenue
+    where revenue.processed_through > {{ since }}
+
+    union
+
+    select contacts.client_id
+    from {{ ref('stg_crm__contacts') }} as contacts
+    where contacts.loaded_at > {{ since }} and contacts.client_id is not null
+
+    union
+
+    select clients.client_id
+    from {{ ref('stg_erp__clients') }} as clients
+    where clients.loaded_at > {{ since }}
+
+    union
+
+    select revenue.client_id
+    from {{ ref('int_client_daily_revenue') }} as revenue
+    where
+        revenue.net_amount > 0
+        and revenue.active_line_count > 0
+        and (
+            revenue.order_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
+            and {{ as_of_date() }} - {{ threshold_low + 1 }}
+            or revenue.order_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
+            and {{ as_of_date() }} - {{ recovered_window - 1 }}
+        )
+
+    union
+
+    select contacts.client_id
+    from {{ ref('stg_crm__contacts') }} as contacts
+    where
+        contacts.contact_date between {{ previous_as_of }} - {{ not_converted_window }} + 1
+        and {{ as_of_date() }} - {{ not_converted_window }}
+        and contacts.client_id is not null
+
+    union
+
+    -- Days and contacts dated in (previous D, D] but delivered before the last build
+    -- (a run for a D earlier than the data) enter the figures only now.
+    select revenue.client_id
+    from {{ ref('int_client_daily_revenue') }} as revenue
+    where revenue.order_date > {{ previous_as_of }} and revenue.order_date <= {{ as_of_date() }}
+
+    union
+
+    select contacts.client_id
+    from {{ ref('stg_crm__contacts') }} as contacts
+    where
+        contacts.contact_date > {{ previous_as_of }}
+        and contacts.contact_date <= {{ as_of_date() }}
+        and contacts.client_id is not null
+
+    union
+
+    -- A constant condition: PostgreSQL skips this scan unless it holds.
+    select revenue.client_id
+    from {{ ref('int_client_daily_revenue') }} as revenue
+    where
+        {{ previous_as_of }} is null
+        or {{ as_of_date() }} < {{ previous_as_of }}
+{%- endmacro %}
+
+
+{#
+    The maximum of a bookkeeping column (processed_through, as_of_date) of this model's
+    table, read before the model's SQL is compiled and inlined as a literal: the planner
+    then knows how few rows lie beyond it and uses the indexes (with a subquery in its
+    place it assumes a third of the table and scans everything). Null on a full refresh
+    or an empty table; on a timestamp, '-infinity' then.
+#}
+{% macro last_build_mark(column) -%}
+    {%- set is_timestamp = column != 'as_of_date' -%}
+    {%- set cast_to = 'timestamptz' if is_timestamp else 'date' -%}
+    {%- set value = none -%}
+    {%- if execute and is_incremental() -%}
+        {%- if this is string or load_relation(this) is none -%}
+            {#- a unit test: this is a fixture, not a table; read it in the query -#}
+            {%- set subquery = '(select max(' ~ adapter.quote(column) ~ ') from ' ~ this ~ ')' -%}
+            {{- return("coalesce(" ~ subquery ~ ", '-infinity'::timestamptz)" if is_timestamp else subquery) -}}
+        {%- endif -%}
+        {%- set result = run_query('select max(' ~ adapter.quote(column) ~ ')::text from ' ~ this) -%}
+        {%- set value = result.columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if value is none and is_timestamp -%}
+        {%- set value = '-infinity' -%}
+    {%- endif -%}
+    {{- return("cast(null as " ~ cast_to ~ ")" if value is none else "cast('" ~ value ~ "' as " ~ cast_to ~ ")") -}}
+{%- endmacro %}
+
+
+{#
+    The newest input timestamp a per-client build sees: stored as processed_through, it
+    is where the next incremental run starts looking for changes.
+#}
+{% macro inputs_through() -%}
+    (
+        select max(loaded_at) from (
+            select max(processed_through) as loaded_at from {{ ref('int_client_daily_revenue') }}
+            union all
+            select max(loaded_at) from {{ ref('stg_crm__contacts') }}
+            union all
+            select max(loaded_at) from {{ ref('stg_erp__clients') }}
+        ) as inputs
+    )
+{%- endmacro %}
+
+
+{# The clients an incremental run recomputes (every client on a full refresh). #}
+{% macro changed_clients_filter(column) -%}
+    {%- if is_incremental() -%}
+        {{ column }} in (select changed.client_id from changed_clients as changed)
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro delete_placeholders(marker_column) -%}
+    delete from {{ this }} where {{ marker_column }} is null
+{%- endmacro %}
+
+
+{#
+    Per-quarter incremental models (segments, transitions, migrations, deviations).
+
+    A closed quarter's figures only change when client-days dated on or before its end
+    change. An incremental run rebuilds (delete+insert on the quarter) the quarters of
+    int_quarters (alias quarters_alias) that are not built yet, that end on or after the
+    earliest client-day recomputed since the model's last build, or all of them when D
+    moved backwards; quarter_changes_post_hook() removes the quarters no longer closed as
+    of D. Rows carry as_of_date and processed_through (max processed_through of
+    int_client_daily_revenue at the build).
+#}
+{% macro quarters_to_rebuild(quarters_alias, quarter_column='quarter_end') -%}
+    {%- if is_incremental() -%}
+        {{ quarters_alias }}.quarter_end >= (
+            select min(revenue.order_date)
+            from {{ ref('int_client_daily_revenue') }} as revenue
+            where revenue.processed_through > {{ last_build_mark('processed_through') }}
+        )
+        or {{ as_of_date() }} < {{ last_build_mark('as_of_date') }}
+        or not exists (
+            select 1 from {{ this }} as built
+            where built.{{ quarter_column }} = {{ quarters_alias }}.{{ quarter_column }}
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro quarter_changes_post_hook(quarter_column='quarter_end') -%}
+    delete from {{ this }}
+    where {{ quarter_column }} not in (select quarters.{{ quarter_column }} from {{ ref('int_quarters') }} as quarters)
+{%- endmacro %}
+
+
+{% macro revenue_through() -%}
+    (select max(processed_through) from {{ ref('int_client_daily_revenue') }})
+{%- endmacro %}

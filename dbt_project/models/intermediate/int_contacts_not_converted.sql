@@ -1,0 +1,149 @@
+-- Contacted but not converted: per client and quarter (of the contact), the contacts
+-- after which the client had no purchase day within not_converted_window_days
+-- (contact_date to contact_date + N, the contact day included: an order placed on the
+-- day of the call counts as converted). Only contacts whose window has ended by D are
+-- judged. managers_involved lists the managers of those contacts.
+
+-- Per-client incremental (macros/changed_clients.sql); as_of_date (the D of the run
+-- that last computed the client) and processed_through are bookkeeping; the mart
+-- fct_contacts_not_converted is a view over this table.
+
+{{
+    config(
+        materialized='incremental',
+        unique_key='client_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['client_id']}],
+        post_hook=["{{ delete_placeholders('quarter_start') }}"]
+    )
+}}
+
+-- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('stg_crm__contacts') }}
+-- depends_on: {{ ref('stg_erp__clients') }}
+
+with
+
+{% if is_incremental() %}
+    changed_clients as (
+
+        {{ changed_clients() }}
+
+    ),
+{% endif %}
+
+contacts as (
+
+    select
+        contact_id,
+        client_id,
+        manager_id,
+        contact_at,
+        contact_date,
+        channel,
+        outcome
+    from {{ ref('int_contacts') }}
+    where
+        contact_date + {{ var('not_converted_window_days') }} <= {{ as_of_date() }}
+        and {{ changed_clients_filter('client_id') }}
+
+),
+
+not_converted as (
+
+    select contacts.*
+    from contacts
+    where not exists (
+            select 1
+            from {{ ref('int_purchase_days') }} as purchase_days
+            where
+                contacts.client_id = purchase_days.client_id
+                and purchase_days.purchase_date
+                between contacts.contact_date and contacts.contact_date + {{ var('not_converted_window_days') }}
+        )
+
+),
+
+judged_by_quarter as (
+
+    select
+        client_id,
+        {{ quarter_start('contact_date') }} as quarter_start,
+        count(*) as contacts_judged
+    from contacts
+    group by client_id, {{ quarter_start('contact_date') }}
+
+),
+
+last_contacts as (
+
+    select distinct on (client_id, {{ quarter_start('contact_date') }})
+        client_id,
+        {{ quarter_start('contact_date') }} as quarter_start,
+        contact_date as last_contact_date,
+        manager_id as last_contact_manager_id,
+        channel as last_contact_channel,
+        outcome as last_contact_outcome
+    from not_converted
+    order by client_id asc, {{ quarter_start('contact_date') }}, contact_at desc, contact_id desc
+
+),
+
+aggregated as (
+
+    select
+        client_id,
+        {{ quarter_start('contact_date') }} as quarter_start,
+        count(*) as contacts_not_converted,
+        min(contact_date) as first_contact_date,
+        string_agg(distinct manager_id, ', ' order by manager_id) as managers_involved,
+        count(distinct manager_id) as managers_count
+    from not_converted
+    group by client_id, {{ quarter_start('contact_date') }}
+
+)
+
+select
+    aggregated.client_id,
+    aggregated.quarter_start,
+    aggregated.contacts_not_converted,
+    judged_by_quarter.contacts_judged,
+    aggregated.first_contact_date,
+    last_contacts.last_contact_date,
+    last_contacts.last_contact_manager_id,
+    last_contacts.last_contact_channel,
+    last_contacts.last_contact_outcome,
+    aggregated.managers_involved,
+    aggregated.managers_count,
+    {{ as_of_date() }} as as_of_date,
+    {{ inputs_through() }} as processed_through
+from aggregated
+inner join judged_by_quarter
+    on
+        aggregated.client_id = judged_by_quarter.client_id
+        and aggregated.quarter_start = judged_by_quarter.quarter_start
+inner join last_contacts
+    on
+        aggregated.client_id = last_contacts.client_id
+        and aggregated.quarter_start = last_contacts.quarter_start
+{% if is_incremental() %}
+
+    union all
+
+    select
+        client_id,
+        cast(null as date) as quarter_start,
+        cast(null as bigint) as contacts_not_converted,
+        cast(null as bigint) as contacts_judged,
+        cast(null as date) as first_contact_date,
+        cast(null as date) as last_contact_date,
+        cast(null as text) as last_contact_manager_id,
+        cast(null as text) as last_contact_channel,
+        cast(null as text) as last_contact_outcome,
+        cast(null as text) as managers_involved,
+        cast(null as bigint) as managers_count,
+        {{ as_of_date() }} as as_of_date,
+        {{ inputs_through() }} as processed_through
+    from changed_clients
+{% endif %}
