@@ -298,9 +298,9 @@ KPI_CORRUPTIONS = {
         "insert into intermediate.int_client_daily_revenue select * from intermediate.int_client_daily_revenue "
         "where order_date = date '2025-02-03' and net_amount > 0 limit 1"],
         "int_client_daily_revenue.one_row_per_client_day"),
-    # The same client x quarter twice in the revenue mart.
+    # The same client x quarter twice in the revenue mart (a view over this table).
     "duplicated_mart_revenue_row": ([
-        f"insert into marts.fct_revenue_deviations select * from marts.fct_revenue_deviations "
+        f"insert into intermediate.int_revenue_deviations select * from intermediate.int_revenue_deviations "
         f"where quarter_start = {Q} and net_revenue > 0 limit 1"],
         "fct_revenue_deviations.one_row_per_client_quarter"),
     # The mart holds twice the quarter's revenue.

@@ -5,7 +5,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['client_id', 'order_date'], 'unique': True},
+            {'columns': ['client_id', 'order_date']},
             {'columns': ['processed_through']},
             {'columns': ['order_date']}
         ]
