@@ -5,32 +5,35 @@
     recomputes, on an incremental run, only the clients whose rows can have changed since
     its last build. Its rows carry two bookkeeping columns: processed_through (the newest
     input timestamp the build saw, inputs_through()) and as_of_date (the D of the build).
-    changed_clients() lists, from those:
+    changed_clients() lists, against those, the clients
 
-    - clients with client-days recomputed since (new lines, corrections, lines moved to
-      another client or day: int_client_daily_revenue.processed_through);
-    - clients with contacts or a CRM row (manager, region, ...) delivered since;
-    - clients with client-days or contacts dated in (previous D, D];
-    - clients for whom passing time alone changes a figure between the previous D and this
-      one: a purchase day p whose lost date (p + threshold + 1) or the end of its return's
-      revenue-recovered window (p + window - 1) falls in (previous D, D], a contact
-      whose not-converted window (contact date + window) ends in it;
+    - whose client-days were recomputed since (new lines, corrections, lines moved to
+      another client or day: int_client_daily_revenue.processed_through) or are dated in
+      (previous D, D] (delivered before a run for an earlier D): always;
+    - with contacts delivered since or dated in (previous D, D] (contacts=true);
+    - whose CRM row (manager, region, ...) was delivered since (clients=true);
+    - for whom passing time alone changes a figure between the previous D and this one:
+      a purchase day p whose lost date p + threshold + 1 falls in (previous D, D]
+      (lost_dates=true), whose return's revenue-recovered window p + window - 1 ends in it
+      (recovered_windows=true), a contact whose not-converted window ends in it
+      (contact_windows=true);
     - every client when D moved backwards (a re-run for an earlier date) or when the
       model is empty.
 
-    (Figures per closed quarter are not per-client: see quarters_to_rebuild() below.)
-
-    One list for every per-client model of a run, so a client recomputed upstream is
-    recomputed downstream too. Each model compares against its own last build, so a
-    model that failed or was skipped catches up on its next run.
+    A model asks for the triggers its own figures depend on plus those of the per-client
+    models it reads, so a client recomputed upstream is recomputed downstream too. Each
+    model compares against its own last build, so a model that failed or was skipped
+    catches up on its next run. (Figures per closed quarter are not per-client: see
+    quarters_to_rebuild() below.)
 
     A client whose recomputation yields no row (e.g. a correction removed its only
     episode) must still lose its old rows: such models emit one placeholder row per
-    changed client (client_placeholders()) that the delete+insert uses to clear the
-    client and a post-hook (delete_placeholders()) removes.
+    changed client that the delete+insert uses to clear the client, and a post-hook
+    (delete_placeholders()) removes.
 #}
 
-{% macro changed_clients() -%}
+{% macro changed_clients(contacts=false, clients=false, lost_dates=false, recovered_windows=false,
+                         contact_windows=false) -%}
     {%- set lost_after = var('lost_after_days') | int -%}
     {%- if flag_var('adaptive_threshold_enabled') -%}
         {%- set threshold_low = [var('adaptive_min_days') | int, lost_after] | min -%}
@@ -45,59 +48,62 @@
     {%- set previous_as_of = last_build_mark('as_of_date') -%}
     select revenue.client_id
     from {{ ref('int_client_daily_revenue') }} as revenue
-    where revenue.processed_through > {{ since }}
-
-    union
-
-    select contacts.client_id
-    from {{ ref('stg_crm__contacts') }} as contacts
-    where contacts.loaded_at > {{ since }} and contacts.client_id is not null
-
-    union
-
-    select clients.client_id
-    from {{ ref('stg_erp__clients') }} as clients
-    where clients.loaded_at > {{ since }}
-
-    union
-
-    select revenue.client_id
-    from {{ ref('int_client_daily_revenue') }} as revenue
     where
-        revenue.net_amount > 0
-        and revenue.active_line_count > 0
-        and (
-            revenue.order_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
-            and {{ as_of_date() }} - {{ threshold_low + 1 }}
-            or revenue.order_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
-            and {{ as_of_date() }} - {{ recovered_window - 1 }}
-        )
+        revenue.processed_through > {{ since }}
+        or (revenue.order_date > {{ previous_as_of }} and revenue.order_date <= {{ as_of_date() }})
 
-    union
+    {% if contacts %}
+        union
 
-    select contacts.client_id
-    from {{ ref('stg_crm__contacts') }} as contacts
-    where
-        contacts.contact_date between {{ previous_as_of }} - {{ not_converted_window }} + 1
-        and {{ as_of_date() }} - {{ not_converted_window }}
-        and contacts.client_id is not null
+        select contacts.client_id
+        from {{ ref('stg_crm__contacts') }} as contacts
+        where
+            contacts.client_id is not null
+            and (
+                contacts.loaded_at > {{ since }}
+                or (contacts.contact_date > {{ previous_as_of }} and contacts.contact_date <= {{ as_of_date() }})
+            )
+    {% endif %}
 
-    union
+    {% if clients %}
+        union
 
-    -- Days and contacts dated in (previous D, D] but delivered before the last build
-    -- (a run for a D earlier than the data) enter the figures only now.
-    select revenue.client_id
-    from {{ ref('int_client_daily_revenue') }} as revenue
-    where revenue.order_date > {{ previous_as_of }} and revenue.order_date <= {{ as_of_date() }}
+        select clients.client_id
+        from {{ ref('stg_erp__clients') }} as clients
+        where clients.loaded_at > {{ since }}
+    {% endif %}
 
-    union
+    {% if lost_dates or recovered_windows %}
+        union
 
-    select contacts.client_id
-    from {{ ref('stg_crm__contacts') }} as contacts
-    where
-        contacts.contact_date > {{ previous_as_of }}
-        and contacts.contact_date <= {{ as_of_date() }}
-        and contacts.client_id is not null
+        select revenue.client_id
+        from {{ ref('int_client_daily_revenue') }} as revenue
+        where
+            revenue.net_amount > 0
+            and revenue.active_line_count > 0
+            and (
+                false
+                {% if lost_dates %}
+                    or revenue.order_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
+                    and {{ as_of_date() }} - {{ threshold_low + 1 }}
+                {% endif %}
+                {% if recovered_windows %}
+                    or revenue.order_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
+                    and {{ as_of_date() }} - {{ recovered_window - 1 }}
+                {% endif %}
+            )
+    {% endif %}
+
+    {% if contact_windows %}
+        union
+
+        select contacts.client_id
+        from {{ ref('stg_crm__contacts') }} as contacts
+        where
+            contacts.contact_date between {{ previous_as_of }} - {{ not_converted_window }} + 1
+            and {{ as_of_date() }} - {{ not_converted_window }}
+            and contacts.client_id is not null
+    {% endif %}
 
     union
 
@@ -182,11 +188,7 @@
 #}
 {% macro quarters_to_rebuild(quarters_alias, quarter_column='quarter_end') -%}
     {%- if is_incremental() -%}
-        {{ quarters_alias }}.quarter_end >= (
-            select min(revenue.order_date)
-            from {{ ref('int_client_daily_revenue') }} as revenue
-            where revenue.processed_through > {{ last_build_mark('processed_through') }}
-        )
+        {{ quarters_alias }}.quarter_end >= {{ earliest_change() }}
         or {{ as_of_date() }} < {{ last_build_mark('as_of_date') }}
         or not exists (
             select 1 from {{ this }} as built
@@ -195,6 +197,28 @@
     {%- else -%}
         true
     {%- endif -%}
+{%- endmacro %}
+
+
+{#
+    The earliest order_date among the client-days recomputed since this model's last
+    build, read before the model's SQL is compiled and inlined as a literal date (null
+    when nothing changed). "offset 0" keeps PostgreSQL from walking an order_date index
+    in the hope of meeting a changed row early: it reads the few changed rows through
+    the processed_through index instead.
+#}
+{% macro earliest_change() -%}
+    {%- set changed -%}
+        select revenue.order_date
+        from {{ ref('int_client_daily_revenue') }} as revenue
+        where revenue.processed_through > {{ last_build_mark('processed_through') }}
+        offset 0
+    {%- endset -%}
+    {%- if execute and is_incremental() and this is not string and load_relation(this) is not none -%}
+        {%- set value = run_query('select min(order_date)::text from (' ~ changed ~ ') as changed').columns[0].values()[0] -%}
+        {{- return("cast(null as date)" if value is none else "cast('" ~ value ~ "' as date)") -}}
+    {%- endif -%}
+    {{- return('(select min(changed.order_date) from (' ~ changed ~ ') as changed)') -}}
 {%- endmacro %}
 
 

@@ -22,7 +22,7 @@ with
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(contacts=true, clients=true) }}
 
         union
 

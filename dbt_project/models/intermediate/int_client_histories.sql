@@ -1,6 +1,7 @@
 -- One row per client with at least one client-day (non-cancelled line) dated <= D: its
--- purchase history and its best revenue_lost_window_days-day revenue (the "potential
--- from history" of the work list, lost_clients).
+-- first such day (the segments' population), its purchase history and its best
+-- revenue_lost_window_days-day revenue (the "potential from history" of the work list,
+-- lost_clients).
 --
 -- best_window_revenue: the maximum, over the client's days d, of its net revenue in
 -- [d, d + revenue_lost_window_days - 1].
@@ -52,6 +53,7 @@ history as (
 
     select
         client_id,
+        min(order_date) as first_line_date,
         min(order_date) filter (where is_purchase_day) as first_purchase_date,
         max(order_date) filter (where is_purchase_day) as last_purchase_date,
         count(*) filter (where is_purchase_day) as purchase_days,
@@ -89,6 +91,7 @@ best_windows as (
 
 select
     history.client_id,
+    history.first_line_date,
     history.first_purchase_date,
     history.last_purchase_date,
     history.purchase_days,
@@ -107,6 +110,7 @@ inner join best_windows
 
     select
         client_id,
+        cast(null as date) as first_line_date,
         cast(null as date) as first_purchase_date,
         cast(null as date) as last_purchase_date,
         cast(null as bigint) as purchase_days,

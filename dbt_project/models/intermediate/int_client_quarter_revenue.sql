@@ -24,11 +24,7 @@
     {% set rebuild_from %}
         case
             when {{ as_of_date() }} < {{ previous_as_of }} then cast('-infinity' as date)
-            else {{ quarter_start(
-                "least((select min(revenue.order_date) from " ~ ref('int_client_daily_revenue') ~ " as revenue"
-                ~ " where revenue.processed_through > " ~ last_build_mark('processed_through') ~ "), "
-                ~ previous_as_of ~ " + 1)"
-            ) }}
+            else {{ quarter_start("least(" ~ earliest_change() ~ ", " ~ previous_as_of ~ " + 1)") }}
         end
     {% endset %}
 {% endif %}

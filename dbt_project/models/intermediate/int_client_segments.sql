@@ -40,25 +40,25 @@ with quarters as (
 
 client_days as (
 
-    -- Nothing to read when no quarter is to be built (a one-time filter in the plan).
+    -- Only the windows of the quarters to build (nothing when there is none).
     select
         client_id,
         order_date,
         net_amount
     from {{ ref('int_client_days') }}
     where
-        exists (select 1 from quarters)
+        order_date >= (select min(quarters.segment_window_start) from quarters)
         and order_date <= (select max(quarters.quarter_end) from quarters)
 
 ),
 
 first_lines as (
 
+    -- A client is in the population of E from its first line on (on or before D >= E).
     select
         client_id,
-        min(order_date) as first_line_date
-    from client_days
-    group by client_id
+        first_line_date
+    from {{ ref('int_client_histories') }}
 
 ),
 

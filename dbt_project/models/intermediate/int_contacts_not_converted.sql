@@ -28,7 +28,7 @@ with
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(contacts=true, contact_windows=true) }}
 
     ),
 {% endif %}

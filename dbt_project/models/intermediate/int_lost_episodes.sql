@@ -26,7 +26,7 @@ with
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(lost_dates=true) }}
 
     ),
 {% endif %}

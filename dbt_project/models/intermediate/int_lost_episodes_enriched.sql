@@ -36,7 +36,7 @@ with
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(contacts=true, clients=true, lost_dates=true, recovered_windows=true) }}
 
     ),
 {% endif %}
