@@ -118,13 +118,13 @@
 
 {#
     The maximum of a bookkeeping column (processed_through, as_of_date) of this model's
-    table, read before the model's SQL is compiled and inlined as a literal: the planner
-    then knows how few rows lie beyond it and uses the indexes (with a subquery in its
-    place it assumes a third of the table and scans everything). Null on a full refresh
-    or an empty table; on a timestamp, '-infinity' then.
+    table (or the last quarter it holds), read before the model's SQL is compiled and
+    inlined as a literal: the planner then knows how few rows lie beyond it and uses the
+    indexes (with a subquery in its place it assumes a third of the table and scans
+    everything). Null on a full refresh or an empty table; on a timestamp, '-infinity'.
 #}
 {% macro last_build_mark(column) -%}
-    {%- set is_timestamp = column != 'as_of_date' -%}
+    {%- set is_timestamp = column in ('processed_through', 'loaded_at') -%}
     {%- set cast_to = 'timestamptz' if is_timestamp else 'date' -%}
     {%- set value = none -%}
     {%- if execute and is_incremental() -%}
@@ -180,7 +180,8 @@
 
     A closed quarter's figures only change when client-days dated on or before its end
     change. An incremental run rebuilds (delete+insert on the quarter) the quarters of
-    int_quarters (alias quarters_alias) that are not built yet, that end on or after the
+    int_quarters (alias quarters_alias) that are not built yet (after the last one built),
+    that end on or after the
     earliest client-day recomputed since the model's last build, or all of them when D
     moved backwards; quarter_changes_post_hook() removes the quarters no longer closed as
     of D. Rows carry as_of_date and processed_through (max processed_through of
@@ -190,10 +191,9 @@
     {%- if is_incremental() -%}
         {{ quarters_alias }}.quarter_end >= {{ earliest_change() }}
         or {{ as_of_date() }} < {{ last_build_mark('as_of_date') }}
-        or not exists (
-            select 1 from {{ this }} as built
-            where built.{{ quarter_column }} = {{ quarters_alias }}.{{ quarter_column }}
-        )
+        -- quarters are built in order and only removed from the end: a quarter after the
+        -- last one built is new
+        or {{ quarters_alias }}.{{ quarter_column }} > coalesce({{ last_build_mark(quarter_column) }}, '-infinity'::date)
     {%- else -%}
         true
     {%- endif -%}
