@@ -22,6 +22,11 @@ def _n(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _default_chunk_mb(load: dict[str, Any]) -> str:
+    """The default WINBACK_CHUNK_BYTES of the run (results written before it was recorded: 8 MB)."""
+    return f"{load.get('default_chunk_bytes', 8 << 20) / 2**20:g}"
+
+
 def _s(value: float | None) -> str:
     if value is None:
         return "–"
@@ -161,8 +166,9 @@ def where_time_goes(results: dict[str, Any]) -> list[str]:
                      f"COPY {_s(load['copy_s'])} s. Its own COPY into the text landing table takes {_s(own_copy)} s "
                      f"({(own_copy or 0) / load['copy_s']:.2f}× the plain COPY); the largest other phases: {shares}. "
                      "The rows are written three times (text landing table, typed `_incoming`, `raw.sales_lines` "
-                     "with its primary key) and the validation CASE (pg_input_is_valid, regular expressions) is "
-                     "evaluated for every value (profile in section 1).")
+                     "with its primary key), every value is cast from text and checked, and the primary key is "
+                     "built or maintained, which the plain COPY into an unindexed table does not do (profile in "
+                     "section 1).")
         if load["vs_to_sql"] < 5:
             notes.append(f"- **vs to_sql**: pandas reached {_n(load['to_sql'])} rows/s; 5× that is "
                          f"{_n(5 * load['to_sql'])} rows/s, the extract did {_n(load['extract'])} rows/s.")
@@ -206,8 +212,9 @@ def where_time_goes(results: dict[str, Any]) -> list[str]:
                 shown = ", ".join(f"{p['chunk_mb']} MB chunks → {p['max_rss_mb']:.0f} MB ({_s(p['seconds'])} s)"
                                   for p in sweep)
                 line += (f" The peak follows the chunk size, not the file: at {sweep_name}, "
-                         f"WINBACK_CHUNK_BYTES 8 MB (default) → {default:.0f} MB, {shown}. Once a file spans "
-                         "several chunks the peak is flat; a file of about one chunk (S's CSV is "
+                         f"WINBACK_CHUNK_BYTES {_default_chunk_mb(dict(sizes)[sweep_name]['load'])} MB (default) → "
+                         f"{default:.0f} MB, {shown}. Once a file spans several chunks the peak is flat; a "
+                         "file of about one chunk (S's CSV is "
                          f"{_n(dict(sizes)['S']['generator']['csv_bytes'] / 2**20) if 'S' in dict(sizes) else '?'} MB) "
                          "stays below it.")
             notes.append(line)
@@ -248,8 +255,10 @@ def render(results: dict[str, Any]) -> str:
     out += ["## 1. Sales load: winback extract vs plain COPY vs pandas to_sql", "",
             "One generated `sales_lines.csv` (write_files layout=single). winback: "
             "`extract_entity('sales_lines')` in file mode into an empty bootstrapped warehouse (checksum, COPY "
-            "into a text landing table, set-based validation, duplicate check, upsert into `raw.sales_lines` "
-            "with its primary key, audit), in a fresh child process. COPY: `COPY … FROM STDIN (FORMAT csv, "
+            "into a text landing table, set-based validation (cheap checks, the careful ones only for a "
+            "delivery with a bad row), duplicate check, upsert into `raw.sales_lines` with its primary key "
+            "(dropped and built again when the load is at least as large as the table), audit), in a fresh "
+            "child process. COPY: `COPY … FROM STDIN (FORMAT csv, "
             "HEADER)` of the file's bytes into an empty unindexed table with the contract's types. to_sql: "
             "`pandas.read_csv(nrows=…)` + `DataFrame.to_sql` (SQLAlchemy postgresql+psycopg, pandas defaults), "
             "on the first 200,000 rows when the file is larger (read_csv time included).", ""]
@@ -279,7 +288,9 @@ def render(results: dict[str, Any]) -> str:
                         "statement first ran under `EXPLAIN (ANALYZE, BUFFERS)` in a savepoint that was rolled "
                         "back); the plan nodes with the most exclusive time. A scan's time includes evaluating "
                         "the expressions it projects (the validation CASE, the casts).", ""]
-            out += [f"- `{entry['query'][:110]}…` — {(entry['execution_ms'] or 0) / 1000:.2f} s:"]
+            runs = entry.get("runs", 1)
+            out += [f"- `{entry['query'][:110]}…` — {(entry['execution_ms'] or 0) / 1000:.2f} s"
+                    + (f" ({runs} runs, one per chunk, summed)" if runs > 1 else "") + ":"]
             for node in entry["top_nodes"][:3]:
                 out += [f"  - {node['node']}: {node['exclusive_ms'] / 1000:.2f} s, {_n(node['rows'])} rows"
                         + (" (spills to disk)" if node["spills_to_disk"] else "")]
@@ -406,7 +417,8 @@ def render(results: dict[str, Any]) -> str:
         if sweep:
             shown = "; ".join(f"{p['chunk_mb']} MB → {p['max_rss_mb']:.0f} MB peak, {_s(p['seconds'])} s"
                               for p in sweep)
-            out += [f"Sensitivity at {name}: the same extract with other `WINBACK_CHUNK_BYTES` (default 8 MB → "
+            out += [f"Sensitivity at {name}: the same extract with other `WINBACK_CHUNK_BYTES` (default "
+                    f"{_default_chunk_mb(size['load'])} MB → "
                     f"{load_figures(size)['rss']:.0f} MB, {_s(load_figures(size)['extract_s'])} s): {shown}.", ""]
 
     # generator throughput, for context

@@ -332,3 +332,215 @@ def test_more_contract_breaches_are_caught_in_the_database(warehouse_dsn, tmp_pa
         active = conn.execute("select active from raw.managers where manager_id = 'M1'").fetchone()[0]
     assert statuses == {"L4": "completed", "L5": "cancelled"}  # default and normalised case
     assert active is True
+
+
+# ------------------------------------------------------------------------------ cheap and careful checks
+# Each value in its own file (its own delivery, checked on its own): valid edge cases and
+# contract breaches of every kind. The loader checks a delivery with cheap operators first
+# and runs the careful checks only when a row fails them (validation.py).
+SALES_EDGE_HEADER = "line_id,order_id,client_id,order_date,quantity,net_amount,cost_amount,status,updated_at,note"
+SALES_EDGE_ROWS = {  # name: (row after line_id, breaks the contract)
+    "plain": ("O,C,2025-01-10,1,10.50,,completed,2025-01-10 10:00:00+00,x", False),
+    "iso_t_zulu": ("O,C,2025-01-10,2,20,5,,2025-01-10T10:00:00Z,", False),
+    "ts_offset_minutes": ("O,C,2025-01-09,-1,-20.5,-5,returned,2025-01-10 10:00:00.123+05:30,", False),
+    "ts_date_only": ('O,C,2025-01-09,1,10,,CANCELLED,2025-01-10,""', False),
+    "ts_zone_name": ("O,C,2025-01-09,1,10,,Completed,2025-01-10 10:00:00 Europe/Berlin,", False),
+    "number_forms": ('O,C,2025-01-09,+1.5, 1e2 ,"",completed,,', False),
+    "quoted_empties": ('"O","C","2025-01-09","1","10","","","",""', False),
+    "nan": ("O,C,2025-01-10,1,NaN,,completed,,", True),
+    "infinity": ("O,C,2025-01-10,1,10,-Infinity,completed,,", True),
+    "inf_lower": ("O,C,2025-01-10,inf,10,,completed,,", True),
+    "not_a_number": ("O,C,2025-01-10,1,10 EUR,,completed,,", True),
+    "date_us": ("O,C,01/10/2025,1,10,,completed,,", True),
+    "date_compact": ("O,C,20250110,1,10,,completed,,", True),
+    "date_word": ("O,C,yesterday,1,10,,completed,,", True),
+    "date_infinity": ("O,C,-infinity,1,10,,completed,,", True),
+    "date_padded": ("O,C, 2025-01-10,1,10,,completed,,", True),
+    "date_invalid": ("O,C,2025-02-30,1,10,,completed,,", True),
+    "date_future": ("O,C,2025-01-11,1,10,,completed,,", True),
+    "ts_us": ("O,C,2025-01-10,1,10,,completed,01/10/2025 10:00,", True),
+    "ts_word": ("O,C,2025-01-10,1,10,,completed,now,", True),
+    "ts_infinity": ("O,C,2025-01-10,1,10,,completed,infinity,", True),
+    "ts_short_day": ("O,C,2025-01-10,1,10,,completed,2025-01-1  10:00,", True),
+    "ts_invalid": ("O,C,2025-01-10,1,10,,completed,2025-01-10 25:00,", True),
+    "status_unknown": ("O,C,2025-01-10,1,10,,lost,,", True),
+    "missing_order": ('"",C,2025-01-10,1,10,,completed,,', True),
+    "missing_amount": ("O,C,2025-01-10,1,,,completed,,", True),
+}
+MANAGER_EDGE_ROWS = {"yes": ("Ann,YES", False), "t": ("Bob, t", True), "on": ("Cy,on", True), "empty": ("Di,", False),
+                     "false": ("Ed,False", False), "maybe": ("Flo,maybe", True)}
+CONTACT_EDGE_ROWS = {"nps": ("2025-01-10 09:00,call,7", False), "nps_high": ("2025-01-10 09:00,call,11", True),
+                     "nps_padded": ("2025-01-10 09:00,call, 10", False), "nps_decimal": ("2025-01-10 09:00,call,5.0", True),
+                     "future": ("2025-01-11 00:30,call,", True), "no_channel": ("2025-01-10T09:00,,", True)}
+
+
+def write_edge_files(landing):
+    for name, (row, _) in SALES_EDGE_ROWS.items():
+        (landing / f"sales_lines_{name}.csv").write_text(f"{SALES_EDGE_HEADER}\nL_{name},{row}\n")
+    for name, (row, _) in MANAGER_EDGE_ROWS.items():
+        (landing / f"managers_{name}.csv").write_text(f"manager_id,name,active\nM_{name},{row}\n")
+    for name, (row, _) in CONTACT_EDGE_ROWS.items():
+        (landing / f"contacts_{name}.csv").write_text(f"contact_id,contact_at,channel,nps_score\nK_{name},{row}\n")
+
+
+@pytest.fixture
+def careful_checks(monkeypatch) -> list[str]:
+    """The files the careful checks ran on, once per chunk."""
+    from winback.extract.validation import DeliveryColumns
+
+    calls: list[str] = []
+    real = DeliveryColumns.move_statement
+
+    def spy(self, as_of, source_object, load_id, delivery):
+        calls.append(source_object.rsplit("/", 1)[-1])
+        return real(self, as_of, source_object, load_id, delivery)
+
+    monkeypatch.setattr(DeliveryColumns, "move_statement", spy)
+    return calls
+
+
+def load_edge_files(dsn, landing):
+    settings = settings_for(dsn, None, landing, sales_source="files", quarantine_max_share=1.0)
+    for entity in ("managers", "sales_lines", "contacts"):
+        extract_entity(entity, as_of=dt.date(2025, 1, 10), settings=settings)
+
+
+def loaded_state(dsn):
+    with psycopg.connect(dsn) as conn:
+        raw = {table: conn.execute(
+            f"select to_jsonb(t) - '_loaded_at' from raw.{table} t order by 1").fetchall()
+            for table in ("sales_lines", "managers", "contacts")}
+        quarantined = conn.execute(
+            "select entity, source_object, row_number, raw_row, reason from audit.quarantine"
+            " order by entity, source_object, row_number").fetchall()
+    return raw, quarantined
+
+
+def test_cheap_checks_pass_exactly_the_rows_the_careful_checks_pass(warehouse_dsn, make_database, tmp_path,
+                                                                    monkeypatch, careful_checks):
+    from psycopg import sql
+
+    from winback.extract.validation import DeliveryColumns
+    from winback.warehouse import bootstrap
+
+    write_edge_files(tmp_path)
+    load_edge_files(warehouse_dsn, tmp_path)
+    careful_on = set(careful_checks)
+    careful_only = make_database("wb_wh_careful")
+    bootstrap(careful_only)
+    # No row passes: every delivery goes to the careful checks.
+    monkeypatch.setattr(DeliveryColumns, "_fast_checks", lambda self, as_of: [sql.SQL("false")])
+    load_edge_files(careful_only, tmp_path)
+
+    # Same raw rows (values and types), same quarantine rows (row, raw content, reason).
+    assert loaded_state(warehouse_dsn) == loaded_state(careful_only)
+    # The careful checks ran exactly on the files with a bad row; the good ones passed the cheap ones.
+    bad = {f"sales_lines_{n}.csv" for n, (_, breaks) in SALES_EDGE_ROWS.items() if breaks}
+    bad |= {f"managers_{n}.csv" for n, (_, breaks) in MANAGER_EDGE_ROWS.items() if breaks}
+    bad |= {f"contacts_{n}.csv" for n, (_, breaks) in CONTACT_EDGE_ROWS.items() if breaks}
+    assert careful_on == bad
+    raw, quarantined = loaded_state(warehouse_dsn)
+    assert {r[1].rsplit("/", 1)[-1] for r in quarantined} == bad
+    for table, cases in (("sales_lines", SALES_EDGE_ROWS), ("managers", MANAGER_EDGE_ROWS),
+                         ("contacts", CONTACT_EDGE_ROWS)):
+        assert len(raw[table]) == sum(not breaks for _, breaks in cases.values())
+
+
+def test_a_duplicate_key_in_a_clean_delivery_is_quarantined_without_the_careful_checks(warehouse_dsn, tmp_path,
+                                                                                     careful_checks):
+    (tmp_path / "sales_lines_x.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount\n"
+        "L1,O1,C1,2025-01-10,1,10\nL2,O1,C1,2025-01-10,1,20\nL1,O9,C9,2025-01-09,1,5\n")
+    load_edge_files(warehouse_dsn, tmp_path)
+    assert careful_checks == []
+    assert [(row, reason) for _, row, reason, _ in quarantine(warehouse_dsn)] == [
+        (3, "duplicate line_id L1 in this delivery (first at row 1)")]
+    assert {k: v[0] for k, v in raw_lines(warehouse_dsn).items()} == {"L1": 10, "L2": 20}
+
+
+def test_a_bad_row_sends_only_its_own_chunk_to_the_careful_checks(warehouse_dsn, tmp_path, careful_checks):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", chunk_bytes=1024)
+    lines = [f"L{i:03d},O1,C1,2025-01-10,1,{i}" for i in range(1, 121)]  # ~27 bytes: 3-4 chunks
+    lines[49] = "L050,O1,C1,2025-01-10,1,ten"  # does not cast
+    lines[89] = "L090,O1,C1,2025-01-10,1"  # ragged: refused by COPY, quarantined row by row
+    (tmp_path / "sales_lines_x.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount\n" + "\n".join(lines) + "\n")
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (result.rows_read, result.rows_inserted, result.rows_quarantined) == (120, 118, 2)
+    assert careful_checks == ["sales_lines_x.csv"]
+    assert [(row, reason) for _, row, reason, _ in quarantine(warehouse_dsn)] == [
+        (50, "net_amount is not a number: 'ten'"), (90, "row has 5 fields, the header has 6")]
+    assert raw_lines(warehouse_dsn)["L120"][0] == 120
+
+
+def primary_key(dsn):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select conname, pg_get_constraintdef(oid), conindid from pg_constraint"
+            " where conrelid = 'raw.sales_lines'::regclass and contype = 'p'").fetchone()
+
+
+def test_a_load_as_large_as_the_table_rebuilds_its_primary_key_a_small_one_keeps_it(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    header = "line_id,order_id,client_id,order_date,quantity,net_amount,updated_at\n"
+    (tmp_path / "sales_lines_1.csv").write_text(header + "".join(
+        f"L{i},O1,C1,2025-01-10,1,{i}0,2025-01-10T10:00:00Z\n" for i in range(1, 4)))
+    first = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert first.rows_inserted == 3
+    name, definition, index_after_first = primary_key(warehouse_dsn)
+    assert (name, definition) == ("sales_lines_pkey", "PRIMARY KEY (line_id)")
+
+    # 4 rows against 3 in the table: the key is built again; updates and inserts as usual.
+    (tmp_path / "sales_lines_2.csv").write_text(
+        header + "L1,O1,C1,2025-01-10,1,10,2025-01-10T10:00:00Z\nL2,O1,C1,2025-01-10,1,25,2025-01-11T08:00:00Z\n"
+                 "L4,O1,C1,2025-01-11,1,40,2025-01-11T08:00:00Z\nL5,O1,C1,2025-01-11,1,50,2025-01-11T08:00:00Z\n")
+    second = extract_entity("sales_lines", as_of=dt.date(2025, 1, 11), settings=settings)
+    assert (second.rows_inserted, second.rows_updated, second.rows_unchanged) == (2, 1, 1)
+    name, definition, index_after_second = primary_key(warehouse_dsn)
+    assert (name, definition) == ("sales_lines_pkey", "PRIMARY KEY (line_id)")
+    assert index_after_second != index_after_first
+
+    # 1 row against 5: the index is kept (and maintained).
+    (tmp_path / "sales_lines_3.csv").write_text(header + "L6,O1,C1,2025-01-11,1,60,2025-01-11T09:00:00Z\n")
+    third = extract_entity("sales_lines", as_of=dt.date(2025, 1, 11), settings=settings)
+    assert third.rows_inserted == 1
+    assert primary_key(warehouse_dsn)[2] == index_after_second
+    assert {k: v[0] for k, v in raw_lines(warehouse_dsn).items()} == {
+        "L1": 10, "L2": 25, "L3": 30, "L4": 40, "L5": 50, "L6": 60}
+
+
+def test_a_login_with_only_the_loader_grants_loads_and_keeps_the_primary_key(warehouse_dsn, tmp_path):
+    import urllib.parse
+    import uuid
+
+    role, password = f"wb_login_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with psycopg.connect(warehouse_dsn, autocommit=True) as conn:
+        conn.execute(f"create role {role} login password '{password}' in role winback_loader")
+    try:
+        parts = urllib.parse.urlsplit(warehouse_dsn)
+        as_loader = parts._replace(netloc=f"{role}:{password}@{parts.netloc.rsplit('@', 1)[-1]}").geturl()
+        index_before = primary_key(warehouse_dsn)[2]
+        (tmp_path / "sales_lines_1.csv").write_text(
+            "line_id,order_id,client_id,order_date,quantity,net_amount\nL1,O1,C1,2025-01-10,1,10\n")
+        result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10),
+                                settings=settings_for(as_loader, None, tmp_path, sales_source="files"))
+        assert result.rows_inserted == 1
+        assert primary_key(warehouse_dsn)[2] == index_before  # not the owner: the key was kept
+    finally:
+        with psycopg.connect(warehouse_dsn, autocommit=True) as conn:
+            conn.execute(f"drop owned by {role}")
+            conn.execute(f"drop role {role}")
+
+
+def test_two_deliveries_in_one_run_the_latest_updated_at_wins_and_each_key_counts_once(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    header = "line_id,order_id,client_id,order_date,quantity,net_amount,updated_at\n"
+    (tmp_path / "sales_lines_a.csv").write_text(
+        header + "L1,O1,C1,2025-01-10,1,10,2025-01-10T10:00:00Z\nL2,O1,C1,2025-01-10,1,20,2025-01-10T12:00:00Z\n")
+    (tmp_path / "sales_lines_b.csv").write_text(  # L1 older than in a (a wins), L2 newer (b wins)
+        header + "L1,O1,C1,2025-01-10,1,11,2025-01-10T09:00:00Z\nL2,O1,C1,2025-01-10,1,21,2025-01-10T13:00:00Z\n"
+                 "L3,O1,C1,2025-01-10,1,30,2025-01-10T13:00:00Z\n")
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (result.deliveries, result.rows_read, result.rows_inserted, result.rows_updated,
+            result.rows_unchanged) == (2, 5, 3, 0, 0)
+    assert {k: v[0] for k, v in raw_lines(warehouse_dsn).items()} == {"L1": 10, "L2": 21, "L3": 30}

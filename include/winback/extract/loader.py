@@ -2,8 +2,11 @@
 
 One call loads every delivery of one entity in ONE warehouse transaction:
 
-1. each row is validated; good rows stream by COPY (in bounded chunks) into a temporary
-   table, bad rows into a temporary reject table with their reason;
+1. each delivery streams by COPY, in bounded chunks, into a temporary text landing table
+   (rows COPY cannot take — ragged, not UTF-8 — go to a temporary reject table with their
+   reason); each chunk is checked and cast into the temporary ``_incoming`` table before
+   the next one lands, bad rows into the rejects (see ``validation``: a cheap pass first,
+   the careful one only when a row fails it);
 2. duplicate keys inside one delivery are moved to the rejects (the first one stays);
 3. if the quarantined share passes the limit, only the quarantine rows are kept and the
    run fails; otherwise the rows are upserted into ``raw.<entity>`` by business key (the
@@ -48,6 +51,10 @@ class QuarantineLimitExceeded(RuntimeError):
 
 class DeliveryRejected(RuntimeError):
     """At least one delivery was rejected whole (e.g. a missing required column)."""
+
+
+class _NotAllRowsPassed(Exception):
+    """The cheap checks held back a row: the careful checks must find out why."""
 
 
 @dataclass
@@ -131,14 +138,17 @@ class RawLoader:
         try:
             with psycopg.connect(self.dsn) as conn:
                 conn.execute(sql.SQL("set timezone = {}").format(sql.Literal(self.timezone)))
-                # The checks and the de-duplication sort whole deliveries: keep them in memory.
+                # The checks compare dates with their ISO text output (see validation).
+                conn.execute("set datestyle = 'ISO'")
+                # The de-duplication and the distinct-key counts sort or hash whole loads: keep them in memory.
                 conn.execute("set local work_mem = '256MB'")
                 self._create_temp_tables(conn)
                 landed = []
+                incoming = 0  # rows in _incoming, counted as they move rather than by a scan
                 for index, delivery in enumerate(deliveries):
                     objects.append(delivery.source_object)
                     try:
-                        self._stage(conn, delivery, index, result)
+                        incoming += self._stage(conn, delivery, index, result)
                     except MissingColumnsError as exc:
                         result.rejected.append(str(exc))
                         log.error("%s", exc)
@@ -146,7 +156,7 @@ class RawLoader:
                     result.deliveries += 1
                     if delivery.checksum:
                         landed.append(delivery)
-                self._reject_duplicates(conn)
+                incoming -= self._reject_duplicates(conn, incoming)
                 result.rows_quarantined = conn.execute("select count(*) from _rejects").fetchone()[0]
                 self._store_quarantine(conn, result.load_id, source_kind)
                 share = result.rows_quarantined / result.rows_read if result.rows_read else 0.0
@@ -158,7 +168,7 @@ class RawLoader:
                         "(WINBACK_QUARANTINE_MAX_SHARE); nothing was loaded, see audit.quarantine "
                         f"where load_id = {result.load_id}"
                     )
-                self._upsert(conn, result)
+                self._upsert(conn, result, incoming)
                 self._record_landed_files(conn, landed, result.load_id)
                 self._advance_watermark(conn, result)
                 result.unknown_keys = self._count_unknown_keys(conn)
@@ -184,8 +194,10 @@ class RawLoader:
             "create temp table _rejects (source_object text, row_number bigint, raw_row text, reason text)"
             " on commit drop")
 
-    def _stage(self, conn: psycopg.Connection, delivery: Delivery, index: int, result: LoadResult) -> None:
-        """COPY the delivery's CSV into a text landing table, then check it in one statement."""
+    def _stage(self, conn: psycopg.Connection, delivery: Delivery, index: int, result: LoadResult) -> int:
+        """COPY the delivery's CSV chunk by chunk into a text landing table, checking and moving
+        each chunk to ``_incoming`` before the next: the landing table stays one chunk small, and
+        a bad row sends only its own chunk to the careful checks. Returns the rows moved."""
         columns = DeliveryColumns(self.entity, delivery.header, delivery.source_object)
         result.drift_columns.extend(c for c in columns.drift if c not in result.drift_columns)
         names = sql.SQL(", ").join(map(sql.Identifier, columns.landing))
@@ -196,25 +208,45 @@ class RawLoader:
         sequence = conn.execute("select pg_get_serial_sequence('_landing', '_row_number')").fetchone()[0]
         fast = sql.SQL("copy _landing ({}) from stdin with (format csv)").format(names)
         slow = sql.SQL("copy _landing (_row_number, {}) from stdin").format(names)
-        rows = 0
+        rows = moved = 0
         with conn.cursor() as cur:
             for chunk in delivery.chunks:
-                conn.execute(sql.SQL("alter sequence {} restart with {}").format(
-                    sql.SQL(sequence), sql.Literal(rows + 1)))
                 try:
                     with conn.transaction():  # a savepoint: a chunk COPY can fail on its own
                         copy_chunk(cur, fast, chunk)
-                        rows += cur.rowcount
-                        continue
-                except psycopg.errors.DataError:
-                    pass  # a ragged row or bytes that are not UTF-8 somewhere in this chunk
-                rows = self._stage_row_by_row(cur, slow, chunk, rows, len(columns.landing), delivery.source_object)
+                    rows += cur.rowcount
+                    landed = cur.rowcount
+                except psycopg.errors.DataError:  # a ragged row or bytes that are not UTF-8 somewhere
+                    rows, landed = self._stage_row_by_row(cur, slow, chunk, rows, len(columns.landing),
+                                                          delivery.source_object)
+                    # The rolled-back COPY used up row numbers: the next chunk continues after this one.
+                    conn.execute(sql.SQL("alter sequence {} restart with {}").format(
+                        sql.SQL(sequence), sql.Literal(rows + 1)))
+                moved += self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
+                conn.execute("truncate _landing")
         result.rows_read += rows
-        conn.execute(columns.move_statement(self.as_of, delivery.source_object, result.load_id, index))
+        return moved
+
+    def _move(self, conn: psycopg.Connection, columns: DeliveryColumns, landed: int, source: str, load_id: int,
+              index: int) -> int:
+        """Check and cast the landed rows into ``_incoming``: the cheap pass, and the careful
+        one (which also finds the reasons) only if a row did not pass it. Returns the rows moved."""
+        if not landed:
+            return 0
+        try:
+            with conn.transaction():
+                moved = conn.execute(columns.fast_move_statement(self.as_of, source, load_id, index)).rowcount
+                if moved != landed:
+                    raise _NotAllRowsPassed
+            return moved
+        except (psycopg.errors.DataError, _NotAllRowsPassed):
+            pass  # a value that does not cast, or a row that broke a check: rolled back
+        return conn.execute(columns.move_statement(self.as_of, source, load_id, index)).rowcount
 
     def _stage_row_by_row(self, cur: psycopg.Cursor, statement: sql.Composable, chunk: bytes, rows: int,
-                          width: int, source: str) -> int:
-        """The slow path for a chunk COPY refused: parse it in Python, reject the bad rows."""
+                          width: int, source: str) -> tuple[int, int]:
+        """The slow path for a chunk COPY refused: parse it in Python, reject the bad rows.
+        Returns the rows read so far and the rows of this chunk landed."""
         good: list[tuple] = []
         bad: list[tuple] = []
         text = chunk.decode("utf-8", errors="surrogateescape")
@@ -245,11 +277,16 @@ class RawLoader:
                 good.append((rows, *values))
         copy_chunk(cur, statement, good)
         copy_chunk(cur, sql.SQL("copy _rejects (source_object, row_number, raw_row, reason) from stdin"), bad)
-        return rows
+        return rows, len(good)
 
-    def _reject_duplicates(self, conn: psycopg.Connection) -> None:
+    def _reject_duplicates(self, conn: psycopg.Connection, incoming: int) -> int:
+        """Move every row whose key came earlier in the same delivery to the rejects; returns how many."""
         key = sql.Identifier(self.entity.key)
-        conn.execute(sql.SQL("""
+        # Usually no key repeats at all, and then no delivery has a duplicate: counting the
+        # distinct keys answers that for a fraction of the cost of the grouping below.
+        if conn.execute(sql.SQL("select count(distinct {}) from _incoming").format(key)).fetchone()[0] == incoming:
+            return 0
+        return conn.execute(sql.SQL("""
             with firsts as (
                 select _delivery, {key}, min(_row_number) as first_row
                 from _incoming group by _delivery, {key} having count(*) > 1
@@ -264,7 +301,7 @@ class RawLoader:
                     - '_source_object' - '_row_number')::text,
                    format('duplicate %s %s in this delivery (first at row %s)', {name}, {key}, first_row)
             from moved
-        """).format(key=key, name=sql.Literal(self.entity.key)))
+        """).format(key=key, name=sql.Literal(self.entity.key))).rowcount
 
     def _store_quarantine(self, conn: psycopg.Connection, load_id: int, source_kind: str) -> None:
         conn.execute(
@@ -274,12 +311,14 @@ class RawLoader:
             (load_id, self.entity.name, source_kind),
         )
 
-    def _upsert(self, conn: psycopg.Connection, result: LoadResult) -> None:
+    def _upsert(self, conn: psycopg.Connection, result: LoadResult, incoming: int) -> None:
         """Update changed rows, then insert new keys: the latest ``updated_at`` wins and
         identical rows are left untouched (so re-running a date changes nothing).
 
         Two plain statements rather than INSERT ... ON CONFLICT: on a bulk load the
         anti-join insert avoids the speculative insertion per row (measured: ~2x faster).
+        When the rows are a large share of the table, its primary key is dropped for the two
+        statements and built again after them (see ``_drop_primary_key``).
         """
         entity = self.entity
         business = [*entity.column_names, "_extra"]
@@ -292,9 +331,11 @@ class RawLoader:
             # the later delivery (a re-delivered file comes after the original).
             order = sql.SQL("{}, updated_at desc nulls last, _delivery desc").format(key) \
                 if entity.has_updated_at else sql.SQL("{}, _delivery desc").format(key)
-            conn.execute(sql.SQL("create temp table _latest on commit drop as "
-                                 "select distinct on ({}) * from _incoming order by {}").format(key, order))
+            incoming = conn.execute(sql.SQL("create temp table _latest on commit drop as "
+                                            "select distinct on ({}) * from _incoming order by {}").format(
+                key, order)).rowcount
             source = sql.SQL("_latest")
+        primary_key = self._drop_primary_key(conn, incoming)
         changed = sql.SQL("({}) is distinct from ({})").format(
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in business),
             sql.SQL(", ").join(sql.SQL("i.{}").format(sql.Identifier(c)) for c in business))
@@ -311,8 +352,32 @@ class RawLoader:
             "select {cols}, _source_object, _load_id from {source} as i "
             "where not exists (select from {target} as t where t.{key} = i.{key})").format(
             target=target, cols=cols, source=source, key=key)).rowcount
-        distinct_keys = conn.execute(sql.SQL("select count(*) from {}").format(source)).fetchone()[0]
-        result.rows_unchanged = distinct_keys - result.rows_inserted - result.rows_updated
+        if primary_key:
+            conn.execute(sql.SQL("alter table {} add constraint {} primary key ({})").format(
+                target, sql.Identifier(primary_key), key))
+        result.rows_unchanged = incoming - result.rows_inserted - result.rows_updated
+
+    def _drop_primary_key(self, conn: psycopg.Connection, incoming: int) -> str | None:
+        """Drop the raw table's primary key when the incoming rows are at least as many as the
+        rows it holds (the first load, a backfill), and return its name for ``_upsert`` to
+        build it again: one sort of all keys instead of one index insertion per row, as
+        "Populating a Database" in the PostgreSQL manual advises. Dropping it locks the table
+        against readers until the commit; a nightly load (a few rows next to the table)
+        keeps the index and takes no such lock. Only the table's owner may drop it: a login
+        with just winback_loader's grants keeps it too. Returns None when the key stays."""
+        key = conn.execute(
+            "select c.conname, t.reltuples, pg_has_role(t.relowner, 'USAGE')"
+            " from pg_constraint c join pg_class t on t.oid = c.conrelid"
+            " where c.conrelid = %s::regclass and c.contype = 'p'", (f"raw.{self.entity.name}",)).fetchone()
+        # reltuples: the estimate of the last VACUUM, ANALYZE or index build; -1 if none yet.
+        if key is None or incoming < key[1] or not key[2]:
+            return None
+        name = key[0]
+        # The index build sorts every key: let it do so in memory.
+        conn.execute("set local maintenance_work_mem = '512MB'")
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(
+            sql.Identifier("raw", self.entity.name), sql.Identifier(name)))
+        return name
 
     def _record_landed_files(self, conn: psycopg.Connection, landed: list[Delivery], load_id: int) -> None:
         with conn.cursor() as cur:
@@ -340,8 +405,8 @@ class RawLoader:
         """Client ids referenced by this load that have no row in raw.clients (late-arriving)."""
         if "client_id" not in self.entity.column_names or self.entity.name == "clients":
             return None
+        # The distinct ids first: the anti-join then probes raw.clients once per client, not per row.
         return conn.execute(
-            "select count(distinct i.client_id) from _incoming i"
-            " where i.client_id is not null"
-            " and not exists (select 1 from raw.clients c where c.client_id = i.client_id)"
+            "select count(*) from (select distinct client_id from _incoming where client_id is not null) i"
+            " where not exists (select 1 from raw.clients c where c.client_id = i.client_id)"
         ).fetchone()[0]

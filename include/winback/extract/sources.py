@@ -23,7 +23,7 @@ from psycopg import sql
 from winback.extract.contract import Entity
 
 FILE_SUFFIXES = (".csv", ".parquet")
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 1 << 20  # the default chunk (config.chunk_bytes) and the checksum's read size
 
 
 @dataclass
