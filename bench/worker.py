@@ -18,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench.common import AS_OF
+
 # ----------------------------------------------------------------------------- extract phases
 
 
@@ -170,7 +172,7 @@ def mode_extract(args: argparse.Namespace) -> dict[str, Any]:
 def _config(lines: int):
     from winback.generator import GeneratorConfig
 
-    return GeneratorConfig(target_lines=lines)
+    return GeneratorConfig(target_lines=lines, as_of=AS_OF)
 
 
 def _summary(summary) -> dict[str, Any]:

@@ -1,32 +1,31 @@
 -- Client net revenue, cost and gross margin per calendar quarter (as of D; the running
 -- quarter is partial), for quarters with at least one non-cancelled line.
 --
--- Incremental by quarter: a nightly run rebuilds the quarters from the one holding the
--- earliest client-day recomputed since the last build (or dated after the last D) on,
--- usually just the running quarter; everything when D moved backwards. Quarters after
--- D's quarter are removed.
+-- Per-client incremental (macros/changed_clients.sql): a nightly run recomputes the
+-- quarters of the clients whose days changed; a client left without days keeps only its
+-- placeholder row, which the post-hook removes.
 
 {{
     config(
         materialized='incremental',
-        unique_key='quarter_start',
+        unique_key='client_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': ['quarter_start']}, {'columns': ['client_id', 'quarter_start']}],
-        post_hook=["delete from {{ this }} where quarter_start > {{ quarter_start(as_of_date()) }}"]
+        indexes=[{'columns': ['client_id', 'quarter_start']}, {'columns': ['quarter_start']}],
+        post_hook=["{{ delete_placeholders('quarter_start') }}"]
     )
 }}
 
 -- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('stg_crm__contacts') }}
+-- depends_on: {{ ref('stg_erp__clients') }}
 
 {% if is_incremental() %}
-    {% set previous_as_of = last_build_mark('as_of_date') %}
-    {% set rebuild_from %}
-        case
-            when {{ as_of_date() }} < {{ previous_as_of }} then cast('-infinity' as date)
-            else {{ quarter_start("least(" ~ earliest_change() ~ ", " ~ previous_as_of ~ " + 1)") }}
-        end
-    {% endset %}
+    with changed_clients as (
+
+        {{ changed_clients() }}
+
+    )
 {% endif %}
 
 select
@@ -38,9 +37,23 @@ select
     count(*) filter (where is_purchase_day) as purchase_days,
     sum(order_count) as order_count,
     {{ as_of_date() }} as as_of_date,
-    {{ revenue_through() }} as processed_through
+    {{ inputs_through() }} as processed_through
 from {{ ref('int_client_days') }}
-{% if is_incremental() %}
-    where order_date >= coalesce({{ rebuild_from }}, cast('-infinity' as date))
-{% endif %}
+where {{ changed_clients_filter('client_id') }}
 group by client_id, {{ quarter_start('order_date') }}
+{% if is_incremental() %}
+
+    union all
+
+    select
+        client_id,
+        cast(null as date) as quarter_start,
+        cast(null as numeric) as net_amount,
+        cast(null as numeric) as cost_amount,
+        cast(null as numeric) as gross_margin,
+        cast(null as bigint) as purchase_days,
+        cast(null as numeric) as order_count,
+        {{ as_of_date() }} as as_of_date,
+        {{ inputs_through() }} as processed_through
+    from changed_clients
+{% endif %}

@@ -173,6 +173,7 @@ class RawLoader:
                 self._advance_watermark(conn, result)
                 result.unknown_keys = self._count_unknown_keys(conn)
                 conn.commit()
+                self._summarize_brin(conn)
         except BaseException as exc:
             result.duration_s = time.monotonic() - started
             self._audit_finish(result, "failed", f"{type(exc).__name__}: {exc}"[:2000], objects)
@@ -400,6 +401,26 @@ class RawLoader:
                        load_id = excluded.load_id, updated_at = now()""",
                 (self.entity.name, result.watermark_after, result.load_id),
             )
+
+    def _summarize_brin(self, conn: psycopg.Connection) -> None:
+        """Summarize the page ranges this load filled in the table's BRIN index (_loaded_at).
+
+        The nightly dbt run finds the rows delivered since its last run through that index;
+        ranges nobody summarized yet (autovacuum does it later) are read whole, which after a
+        bulk load means the whole table. Needs ownership (or MAINTAIN); without it dbt is
+        only slower until autovacuum catches up.
+        """
+        indexes = conn.execute(
+            "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indexrelid "
+            "join pg_am a on a.oid = c.relam where i.indrelid = %s::regclass and a.amname = 'brin'",
+            (f"raw.{self.entity.name}",)).fetchall()
+        for (index,) in indexes:
+            try:
+                conn.execute("select brin_summarize_new_values(%s::regclass)", (index,))
+                conn.commit()
+            except psycopg.errors.InsufficientPrivilege:
+                conn.rollback()
+                log.info("not allowed to summarize %s; autovacuum will", index)
 
     def _count_unknown_keys(self, conn: psycopg.Connection) -> int | None:
         """Client ids referenced by this load that have no row in raw.clients (late-arriving)."""
