@@ -180,12 +180,11 @@
 
     A closed quarter's figures only change when client-days dated on or before its end
     change. An incremental run rebuilds (delete+insert on the quarter) the quarters of
-    int_quarters (alias quarters_alias) that are not built yet (after the last one built),
-    that end on or after the
-    earliest client-day recomputed since the model's last build, or all of them when D
-    moved backwards; quarter_changes_post_hook() removes the quarters no longer closed as
-    of D. Rows carry as_of_date and processed_through (max processed_through of
-    int_client_daily_revenue at the build).
+    int_quarters (alias quarters_alias) that are not built yet (after the last one
+    built), that end on or after the earliest client-day recomputed since the model's
+    last build, or all of them when D moved backwards; quarter_changes_post_hook()
+    removes the quarters no longer closed as of D. Rows carry as_of_date and
+    processed_through (max processed_through of int_client_daily_revenue at the build).
 #}
 {% macro quarters_to_rebuild(quarters_alias, quarter_column='quarter_end') -%}
     {%- if is_incremental() -%}
