@@ -73,7 +73,7 @@
         where clients.loaded_at > {{ since }}
     {% endif %}
 
-    {% if lost_dates or recovered_windows %}
+    {% if lost_dates %}
         union
 
         select revenue.client_id
@@ -81,17 +81,20 @@
         where
             revenue.net_amount > 0
             and revenue.active_line_count > 0
-            and (
-                false
-                {% if lost_dates %}
-                    or revenue.order_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
-                    and {{ as_of_date() }} - {{ threshold_low + 1 }}
-                {% endif %}
-                {% if recovered_windows %}
-                    or revenue.order_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
-                    and {{ as_of_date() }} - {{ recovered_window - 1 }}
-                {% endif %}
-            )
+            and revenue.order_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
+            and {{ as_of_date() }} - {{ threshold_low + 1 }}
+    {% endif %}
+
+    {% if recovered_windows %}
+        union
+
+        select revenue.client_id
+        from {{ ref('int_client_daily_revenue') }} as revenue
+        where
+            revenue.net_amount > 0
+            and revenue.active_line_count > 0
+            and revenue.order_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
+            and {{ as_of_date() }} - {{ recovered_window - 1 }}
     {% endif %}
 
     {% if contact_windows %}
