@@ -27,9 +27,10 @@
     quarters_to_rebuild() below.)
 
     A client whose recomputation yields no row (e.g. a correction removed its only
-    episode) must still lose its old rows: such models emit one placeholder row per
-    changed client that the delete+insert uses to clear the client, and a post-hook
-    (delete_placeholders()) removes.
+    episode) must still lose its old rows: such models end with
+    with_placeholders(), which adds one all-null row for such a client; the
+    delete+insert then clears the client and a post-hook (delete_placeholders())
+    removes the placeholder.
 #}
 
 {% macro changed_clients(contacts=false, clients=false, lost_dates=false, recovered_windows=false,
@@ -169,6 +170,22 @@
         {{ column }} in (select changed.client_id from changed_clients as changed)
     {%- else -%}
         true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#
+    The final SELECT of a per-client model over its CTE `relation` (client_id first): on
+    an incremental run every changed client, with its rows or, when it has none, one row
+    of nulls (USING keeps the columns and their order: client_id, then the others).
+#}
+{% macro with_placeholders(relation) -%}
+    {%- if is_incremental() -%}
+        select *
+        from changed_clients
+        left join {{ relation }} using (client_id)
+    {%- else -%}
+        select * from {{ relation }}
     {%- endif -%}
 {%- endmacro %}
 

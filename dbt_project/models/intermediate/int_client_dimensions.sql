@@ -46,40 +46,28 @@ client_ids as (
     select client_id from {{ ref('stg_crm__contacts') }}
     where client_id is not null and {{ changed_clients_filter('client_id') }}
 
-)
+),
 
-select
-    client_ids.client_id,
-    clients.client_id is not null as is_known_client,
-    clients.region,
-    clients.industry,
-    clients.manager_id,
-    managers.team as manager_team,
-    clients.acquisition_channel,
-    clients.potential_revenue,
-    clients.created_at,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from client_ids
-left join {{ ref('stg_erp__clients') }} as clients
-    on client_ids.client_id = clients.client_id
-left join {{ ref('stg_erp__managers') }} as managers
-    on clients.manager_id = managers.manager_id
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
-        client_id,
-        cast(null as boolean) as is_known_client,
-        cast(null as text) as region,
-        cast(null as text) as industry,
-        cast(null as text) as manager_id,
-        cast(null as text) as manager_team,
-        cast(null as text) as acquisition_channel,
-        cast(null as numeric) as potential_revenue,
-        cast(null as timestamptz) as created_at,
+        client_ids.client_id,
+        clients.client_id is not null as is_known_client,
+        clients.region,
+        clients.industry,
+        clients.manager_id,
+        managers.team as manager_team,
+        clients.acquisition_channel,
+        clients.potential_revenue,
+        clients.created_at,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from client_ids
+    left join {{ ref('stg_erp__clients') }} as clients
+        on client_ids.client_id = clients.client_id
+    left join {{ ref('stg_erp__managers') }} as managers
+        on clients.manager_id = managers.manager_id
+
+)
+
+{{ with_placeholders('results') }}

@@ -87,38 +87,26 @@ best_windows as (
     from rolling_revenue
     group by client_id
 
-)
+),
 
-select
-    history.client_id,
-    history.first_line_date,
-    history.first_purchase_date,
-    history.last_purchase_date,
-    history.purchase_days,
-    history.orders,
-    history.lifetime_net_revenue,
-    history.lifetime_gross_margin,
-    best_windows.best_window_revenue,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from history
-inner join best_windows
-    on history.client_id = best_windows.client_id
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
-        client_id,
-        cast(null as date) as first_line_date,
-        cast(null as date) as first_purchase_date,
-        cast(null as date) as last_purchase_date,
-        cast(null as bigint) as purchase_days,
-        cast(null as numeric) as orders,
-        cast(null as numeric) as lifetime_net_revenue,
-        cast(null as numeric) as lifetime_gross_margin,
-        cast(null as numeric) as best_window_revenue,
+        history.client_id,
+        history.first_line_date,
+        history.first_purchase_date,
+        history.last_purchase_date,
+        history.purchase_days,
+        history.orders,
+        history.lifetime_net_revenue,
+        history.lifetime_gross_margin,
+        best_windows.best_window_revenue,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from history
+    inner join best_windows
+        on history.client_id = best_windows.client_id
+
+)
+
+{{ with_placeholders('results') }}

@@ -20,40 +20,32 @@
 -- depends_on: {{ ref('stg_crm__contacts') }}
 -- depends_on: {{ ref('stg_erp__clients') }}
 
+with
+
 {% if is_incremental() %}
-    with changed_clients as (
+    changed_clients as (
 
         {{ changed_clients() }}
 
-    )
+    ),
 {% endif %}
 
-select
-    client_id,
-    {{ quarter_start('order_date') }} as quarter_start,
-    sum(net_amount) as net_amount,
-    sum(cost_amount) as cost_amount,
-    sum(gross_margin) as gross_margin,
-    count(*) filter (where is_purchase_day) as purchase_days,
-    sum(order_count) as order_count,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from {{ ref('int_client_days') }}
-where {{ changed_clients_filter('client_id') }}
-group by client_id, {{ quarter_start('order_date') }}
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
         client_id,
-        cast(null as date) as quarter_start,
-        cast(null as numeric) as net_amount,
-        cast(null as numeric) as cost_amount,
-        cast(null as numeric) as gross_margin,
-        cast(null as bigint) as purchase_days,
-        cast(null as numeric) as order_count,
+        {{ quarter_start('order_date') }} as quarter_start,
+        sum(net_amount) as net_amount,
+        sum(cost_amount) as cost_amount,
+        sum(gross_margin) as gross_margin,
+        count(*) filter (where is_purchase_day) as purchase_days,
+        sum(order_count) as order_count,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from {{ ref('int_client_days') }}
+    where {{ changed_clients_filter('client_id') }}
+    group by client_id, {{ quarter_start('order_date') }}
+
+)
+
+{{ with_placeholders('results') }}

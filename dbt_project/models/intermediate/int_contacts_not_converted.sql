@@ -102,48 +102,34 @@ aggregated as (
     from not_converted
     group by client_id, {{ quarter_start('contact_date') }}
 
-)
+),
 
-select
-    aggregated.client_id,
-    aggregated.quarter_start,
-    aggregated.contacts_not_converted,
-    judged_by_quarter.contacts_judged,
-    aggregated.first_contact_date,
-    last_contacts.last_contact_date,
-    last_contacts.last_contact_manager_id,
-    last_contacts.last_contact_channel,
-    last_contacts.last_contact_outcome,
-    aggregated.managers_involved,
-    aggregated.managers_count,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from aggregated
-inner join judged_by_quarter
-    on
-        aggregated.client_id = judged_by_quarter.client_id
-        and aggregated.quarter_start = judged_by_quarter.quarter_start
-inner join last_contacts
-    on
-        aggregated.client_id = last_contacts.client_id
-        and aggregated.quarter_start = last_contacts.quarter_start
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
-        client_id,
-        cast(null as date) as quarter_start,
-        cast(null as bigint) as contacts_not_converted,
-        cast(null as bigint) as contacts_judged,
-        cast(null as date) as first_contact_date,
-        cast(null as date) as last_contact_date,
-        cast(null as text) as last_contact_manager_id,
-        cast(null as text) as last_contact_channel,
-        cast(null as text) as last_contact_outcome,
-        cast(null as text) as managers_involved,
-        cast(null as bigint) as managers_count,
+        aggregated.client_id,
+        aggregated.quarter_start,
+        aggregated.contacts_not_converted,
+        judged_by_quarter.contacts_judged,
+        aggregated.first_contact_date,
+        last_contacts.last_contact_date,
+        last_contacts.last_contact_manager_id,
+        last_contacts.last_contact_channel,
+        last_contacts.last_contact_outcome,
+        aggregated.managers_involved,
+        aggregated.managers_count,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from aggregated
+    inner join judged_by_quarter
+        on
+            aggregated.client_id = judged_by_quarter.client_id
+            and aggregated.quarter_start = judged_by_quarter.quarter_start
+    inner join last_contacts
+        on
+            aggregated.client_id = last_contacts.client_id
+            and aggregated.quarter_start = last_contacts.quarter_start
+
+)
+
+{{ with_placeholders('results') }}

@@ -52,34 +52,23 @@ episodes as (
         next_purchase_date > lost_date
         or (next_purchase_date is null and lost_date <= {{ as_of_date() }})
 
-)
+),
 
-select
-    client_id,
-    row_number() over (partition by client_id order by lost_date) as episode_number,
-    last_purchase_date,
-    lost_date,
-    next_purchase_date as return_date,
-    next_purchase_date - lost_date as days_to_return,
-    next_purchase_date is not null as is_returned,
-    threshold_days,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from episodes
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
         client_id,
-        cast(null as bigint) as episode_number,
-        cast(null as date) as last_purchase_date,
-        cast(null as date) as lost_date,
-        cast(null as date) as return_date,
-        cast(null as integer) as days_to_return,
-        cast(null as boolean) as is_returned,
-        cast(null as integer) as threshold_days,
+        row_number() over (partition by client_id order by lost_date) as episode_number,
+        last_purchase_date,
+        lost_date,
+        next_purchase_date as return_date,
+        next_purchase_date - lost_date as days_to_return,
+        next_purchase_date is not null as is_returned,
+        threshold_days,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from episodes
+
+)
+
+{{ with_placeholders('results') }}

@@ -170,77 +170,56 @@ contacted as (
             and contacts.contact_date
             between episodes.lost_date and episodes.lost_date + {{ var('contact_after_loss_days') }}
 
-)
+),
 
-select
-    episodes.client_id,
-    episodes.episode_number,
-    episodes.last_purchase_date,
-    episodes.lost_date,
-    episodes.return_date,
-    episodes.days_to_return,
-    episodes.is_returned,
-    episodes.threshold_days,
-    lost_revenue.revenue_lost_ttm,
-    lost_revenue.gross_margin_lost_ttm,
-    recovered_revenue.revenue_recovered_90d,
-    episodes.return_date + {{ var('revenue_recovered_window_days') }} - 1
-    <= {{ as_of_date() }} as recovered_window_complete,
-    contacted.client_id is not null as is_contacted_after_loss,
-    coalesce(clients.manager_id, 'unknown') as manager_id,
-    coalesce(clients.region, 'unknown') as region,
-    coalesce(clients.industry, 'unknown') as industry,
-    coalesce(dominant_channel.sales_channel, 'unknown') as sales_channel,
-    coalesce(loss_reasons.loss_reason, 'unknown') as loss_reason,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from episodes
-inner join lost_revenue
-    on
-        episodes.client_id = lost_revenue.client_id
-        and episodes.episode_number = lost_revenue.episode_number
-left join recovered_revenue
-    on
-        episodes.client_id = recovered_revenue.client_id
-        and episodes.episode_number = recovered_revenue.episode_number
-left join contacted
-    on
-        episodes.client_id = contacted.client_id
-        and episodes.episode_number = contacted.episode_number
-left join dominant_channel
-    on
-        episodes.client_id = dominant_channel.client_id
-        and episodes.episode_number = dominant_channel.episode_number
-left join loss_reasons
-    on
-        episodes.client_id = loss_reasons.client_id
-        and episodes.episode_number = loss_reasons.episode_number
-left join {{ ref('stg_erp__clients') }} as clients
-    on episodes.client_id = clients.client_id
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
-        client_id,
-        cast(null as bigint) as episode_number,
-        cast(null as date) as last_purchase_date,
-        cast(null as date) as lost_date,
-        cast(null as date) as return_date,
-        cast(null as integer) as days_to_return,
-        cast(null as boolean) as is_returned,
-        cast(null as integer) as threshold_days,
-        cast(null as numeric) as revenue_lost_ttm,
-        cast(null as numeric) as gross_margin_lost_ttm,
-        cast(null as numeric) as revenue_recovered_90d,
-        cast(null as boolean) as recovered_window_complete,
-        cast(null as boolean) as is_contacted_after_loss,
-        cast(null as text) as manager_id,
-        cast(null as text) as region,
-        cast(null as text) as industry,
-        cast(null as text) as sales_channel,
-        cast(null as text) as loss_reason,
+        episodes.client_id,
+        episodes.episode_number,
+        episodes.last_purchase_date,
+        episodes.lost_date,
+        episodes.return_date,
+        episodes.days_to_return,
+        episodes.is_returned,
+        episodes.threshold_days,
+        lost_revenue.revenue_lost_ttm,
+        lost_revenue.gross_margin_lost_ttm,
+        recovered_revenue.revenue_recovered_90d,
+        episodes.return_date + {{ var('revenue_recovered_window_days') }} - 1
+        <= {{ as_of_date() }} as recovered_window_complete,
+        contacted.client_id is not null as is_contacted_after_loss,
+        coalesce(clients.manager_id, 'unknown') as manager_id,
+        coalesce(clients.region, 'unknown') as region,
+        coalesce(clients.industry, 'unknown') as industry,
+        coalesce(dominant_channel.sales_channel, 'unknown') as sales_channel,
+        coalesce(loss_reasons.loss_reason, 'unknown') as loss_reason,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from episodes
+    inner join lost_revenue
+        on
+            episodes.client_id = lost_revenue.client_id
+            and episodes.episode_number = lost_revenue.episode_number
+    left join recovered_revenue
+        on
+            episodes.client_id = recovered_revenue.client_id
+            and episodes.episode_number = recovered_revenue.episode_number
+    left join contacted
+        on
+            episodes.client_id = contacted.client_id
+            and episodes.episode_number = contacted.episode_number
+    left join dominant_channel
+        on
+            episodes.client_id = dominant_channel.client_id
+            and episodes.episode_number = dominant_channel.episode_number
+    left join loss_reasons
+        on
+            episodes.client_id = loss_reasons.client_id
+            and episodes.episode_number = loss_reasons.episode_number
+    left join {{ ref('stg_erp__clients') }} as clients
+        on episodes.client_id = clients.client_id
+
+)
+
+{{ with_placeholders('results') }}

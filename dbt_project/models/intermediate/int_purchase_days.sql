@@ -72,52 +72,40 @@ gaps as (
     where previous_purchase_date is not null
     group by client_id
 
-)
+),
 
-select
-    sequenced.client_id,
-    sequenced.purchase_date,
-    sequenced.purchase_day_number,
-    sequenced.previous_purchase_date,
-    sequenced.next_purchase_date,
-    sequenced.net_amount,
-    sequenced.order_count,
-    gaps.median_gap_days,
-    {% if flag_var('adaptive_threshold_enabled') %}
-        case
-            -- greatest() / least() skip nulls: a client without a gap must not get the minimum
-            when gaps.median_gap_days is null then {{ var('lost_after_days') }}
-            else cast(least(
-                    greatest(
-                        ceil({{ var('adaptive_k') }} * gaps.median_gap_days),
-                        {{ var('adaptive_min_days') }}
-                    ),
-                    {{ var('adaptive_max_days') }}
-                ) as integer)
-        end
-    {% else %}
-        {{ var('lost_after_days') }}
-    {% endif %} as threshold_days,
-    {{ as_of_date() }} as as_of_date,
-    {{ inputs_through() }} as processed_through
-from sequenced
-left join gaps
-    on sequenced.client_id = gaps.client_id
-{% if is_incremental() %}
-
-    union all
+results as (
 
     select
-        client_id,
-        cast(null as date) as purchase_date,
-        cast(null as bigint) as purchase_day_number,
-        cast(null as date) as previous_purchase_date,
-        cast(null as date) as next_purchase_date,
-        cast(null as numeric) as net_amount,
-        cast(null as bigint) as order_count,
-        cast(null as double precision) as median_gap_days,
-        cast(null as integer) as threshold_days,
+        sequenced.client_id,
+        sequenced.purchase_date,
+        sequenced.purchase_day_number,
+        sequenced.previous_purchase_date,
+        sequenced.next_purchase_date,
+        sequenced.net_amount,
+        sequenced.order_count,
+        gaps.median_gap_days,
+        {% if flag_var('adaptive_threshold_enabled') %}
+            case
+                -- greatest() / least() skip nulls: a client without a gap must not get the minimum
+                when gaps.median_gap_days is null then {{ var('lost_after_days') }}
+                else cast(least(
+                        greatest(
+                            ceil({{ var('adaptive_k') }} * gaps.median_gap_days),
+                            {{ var('adaptive_min_days') }}
+                        ),
+                        {{ var('adaptive_max_days') }}
+                    ) as integer)
+            end
+        {% else %}
+            {{ var('lost_after_days') }}
+        {% endif %} as threshold_days,
         {{ as_of_date() }} as as_of_date,
         {{ inputs_through() }} as processed_through
-    from changed_clients
-{% endif %}
+    from sequenced
+    left join gaps
+        on sequenced.client_id = gaps.client_id
+
+)
+
+{{ with_placeholders('results') }}
