@@ -21,8 +21,7 @@ def dbt(args: list[str], dsn: str, as_of: str, target: Path) -> dict[str, Any]:
     started = time.perf_counter()
     error = None
     try:
-        run_dbt([*args, "--target-path", str(target), "--log-path", str(target / "logs")], dsn,
-                vars={"as_of_date": as_of})
+        run_dbt([*args, "--target-path", str(target), "--log-path", str(target / "logs")], dsn, as_of=as_of)
     except DbtRunError as exc:
         error = str(exc)[:2000]
     wall = time.perf_counter() - started

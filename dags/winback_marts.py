@@ -35,10 +35,7 @@ def winback_marts():
         profile_config=cosmos_config.profile_config(),
         execution_config=cosmos_config.execution_config(),
         render_config=cosmos_config.render_config(select=["tag:staging", "tag:intermediate", "tag:marts"]),
-        operator_args={
-            "vars": orch.dbt_vars_template(settings),
-            "install_deps": False,
-        },
+        operator_args=orch.dbt_operator_args(settings),
         default_args=orch.default_args(settings),
     )
     publish = task(task_id="announce_marts", outlets=[orch.marts_asset()])(orch.announce_marts_task)

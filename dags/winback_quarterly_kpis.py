@@ -39,7 +39,7 @@ def winback_quarterly_kpis():
         execution_config=cosmos_config.execution_config(),
         render_config=cosmos_config.render_config(
             select=["tag:staging", "tag:intermediate", "tag:marts", "tag:kpi"]),
-        operator_args={"vars": orch.dbt_vars_template(settings), "install_deps": False},
+        operator_args=orch.dbt_operator_args(settings),
         default_args=orch.default_args(settings),
     )
     # Planned after the build: a backfill lists the closed quarters staged but unpublished.

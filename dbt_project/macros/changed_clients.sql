@@ -13,10 +13,11 @@
     - with contacts delivered since or dated in (previous D, D] (contacts=true);
     - whose CRM row (manager, region, ...) was delivered since (clients=true);
     - for whom passing time alone changes a figure between the previous D and this one:
-      a purchase day p whose lost date p + threshold + 1 falls in (previous D, D]
-      (lost_dates=true), whose return's revenue-recovered window p + window - 1 ends in it
-      (recovered_windows=true), a contact whose not-converted window ends in it
-      (contact_windows=true);
+      a purchase day p with no purchase day up to its lost date p + threshold + 1, which
+      falls in (previous D, D] (lost_dates=true: read from int_purchase_days, so only for
+      models downstream of it), a return whose revenue-recovered window ends in it
+      (recovered_windows=true: from int_lost_episodes), a contact whose not-converted
+      window ends in it (contact_windows=true);
     - every client when D moved backwards (a re-run for an earlier date) or when the
       model is empty.
 
@@ -58,12 +59,16 @@
 
         select contacts.client_id
         from {{ ref('stg_crm__contacts') }} as contacts
+        where contacts.loaded_at > {{ since }} and contacts.client_id is not null
+
+        union
+
+        select contacts.client_id
+        from {{ ref('stg_crm__contacts') }} as contacts
         where
-            contacts.client_id is not null
-            and (
-                contacts.loaded_at > {{ since }}
-                or (contacts.contact_date > {{ previous_as_of }} and contacts.contact_date <= {{ as_of_date() }})
-            )
+            contacts.contact_date > {{ previous_as_of }}
+            and contacts.contact_date <= {{ as_of_date() }}
+            and contacts.client_id is not null
     {% endif %}
 
     {% if clients %}
@@ -77,24 +82,29 @@
     {% if lost_dates %}
         union
 
-        select revenue.client_id
-        from {{ ref('int_client_daily_revenue') }} as revenue
+        -- A purchase day whose lost date falls in (previous D, D] and that no purchase
+        -- day follows before it: an episode starts (int_lost_episodes' rule).
+        select purchase_days.client_id
+        from {{ ref('int_purchase_days') }} as purchase_days
         where
-            revenue.net_amount > 0
-            and revenue.active_line_count > 0
-            and revenue.order_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
+            purchase_days.purchase_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
             and {{ as_of_date() }} - {{ threshold_low + 1 }}
+            and purchase_days.purchase_date + purchase_days.threshold_days + 1 > {{ previous_as_of }}
+            and purchase_days.purchase_date + purchase_days.threshold_days + 1 <= {{ as_of_date() }}
+            and (
+                purchase_days.next_purchase_date is null
+                or purchase_days.next_purchase_date > purchase_days.purchase_date + purchase_days.threshold_days + 1
+            )
     {% endif %}
 
     {% if recovered_windows %}
         union
 
-        select revenue.client_id
-        from {{ ref('int_client_daily_revenue') }} as revenue
+        -- A return whose revenue-recovered window ends in (previous D, D].
+        select episodes.client_id
+        from {{ ref('int_lost_episodes') }} as episodes
         where
-            revenue.net_amount > 0
-            and revenue.active_line_count > 0
-            and revenue.order_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
+            episodes.return_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
             and {{ as_of_date() }} - {{ recovered_window - 1 }}
     {% endif %}
 

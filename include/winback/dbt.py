@@ -25,6 +25,10 @@ _PARSE_ENV = {"DBT_HOST": "localhost", "DBT_PORT": "5432", "DBT_USER": "winback"
               "DBT_DBNAME": "winback"}
 
 
+# The run's as-of date D for dbt (macros/as_of_date.sql); also the pipeline's fixed-D setting.
+AS_OF_ENV = "WINBACK_AS_OF_DATE"
+
+
 class DbtRunError(RuntimeError):
     """A dbt command failed; the message names the failing nodes (or dbt's last output lines)."""
 
@@ -94,11 +98,19 @@ def _run(args: list[str], env: dict[str, str]) -> None:
     raise DbtRunError(f"dbt {' '.join(args)} failed (exit {done.returncode}); {detail}")
 
 
-def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None) -> None:
-    """Run ``dbt <args>`` against the warehouse ``dsn``; raise :class:`DbtRunError` on failure."""
+def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None, as_of: Any = None) -> None:
+    """Run ``dbt <args>`` against the warehouse ``dsn``; raise :class:`DbtRunError` on failure.
+
+    ``as_of`` (a date or YYYY-MM-DD) is the run's D, passed as ``WINBACK_AS_OF_DATE`` rather
+    than as a var: a var that changes every night makes dbt re-parse the whole project
+    (see ``macros/as_of_date.sql``). ``vars`` are for the metric contract's overrides.
+    """
     if vars:
         args = [*args, "--vars", json.dumps(vars, default=str)]
-    _run(args, dbt_env(dsn))
+    env = dbt_env(dsn)
+    if as_of is not None:
+        env[AS_OF_ENV] = str(as_of)
+    _run(args, env)
 
 
 def build_manifest() -> Path:

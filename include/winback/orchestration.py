@@ -153,10 +153,15 @@ def reporting_asset():
     return Asset(name="winback.reporting.kpis", uri="winback://warehouse/reporting/kpis", group="winback-reporting")
 
 
-def dbt_vars_template(settings: Settings) -> dict[str, Any]:
-    """dbt vars for a run: the user's metric overrides plus the run's as-of date (templated)."""
-    return {**settings.metric_overrides,
-            "as_of_date": "{{ ti.xcom_pull(task_ids='resolve_as_of') }}"}
+def dbt_operator_args(settings: Settings) -> dict[str, Any]:
+    """Cosmos operator arguments of a dbt task: the user's metric overrides as dbt vars, and
+    the run's as-of date (templated) in the environment, not as a var: the vars stay the same
+    from night to night, so each task's dbt keeps its partial parse (macros/as_of_date.sql)."""
+    from winback.dbt import AS_OF_ENV
+
+    return {"vars": dict(settings.metric_overrides),
+            "env": {AS_OF_ENV: "{{ ti.xcom_pull(task_ids='resolve_as_of') }}"},
+            "install_deps": False}
 
 
 def alert_on_failure(context: dict[str, Any]) -> None:

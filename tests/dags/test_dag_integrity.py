@@ -60,3 +60,16 @@ def test_extract_dag_publishes_the_raw_tables_as_assets(dagbag):
     dag = dagbag.get_dag("winback_nightly_extract")
     outlets = {a.name for t in dag.tasks for a in t.outlets}
     assert {"winback.raw.sales_lines", "winback.raw.contacts", "winback.raw.clients"} <= outlets
+
+
+def test_dbt_tasks_get_the_as_of_date_in_the_environment_not_as_a_var(dagbag):
+    # A dbt var that changes every night makes each dbt task parse the whole project
+    # again; the environment variable keeps dbt's partial parse (macros/as_of_date.sql).
+    from winback.dbt import AS_OF_ENV
+
+    for dag_id in ("winback_marts", "winback_quarterly_kpis"):
+        dbt_tasks = [t for t in dagbag.get_dag(dag_id).tasks if t.task_id.startswith("dbt.")]
+        assert dbt_tasks, f"{dag_id} has no dbt tasks"
+        for task in dbt_tasks:
+            assert "resolve_as_of" in task.env.get(AS_OF_ENV, ""), f"{dag_id}.{task.task_id}: {task.env}"
+            assert "as_of_date" not in (task.vars or {}), f"{dag_id}.{task.task_id}: {task.vars}"

@@ -32,7 +32,6 @@ from winback import warehouse
 from winback.dbt import DbtRunError, dbt_env, run_dbt
 
 AS_OF = "2024-12-31"
-VARS = {"as_of_date": AS_OF}
 d = dt.date.fromisoformat
 
 # line_id, order_id, client_id, order_date, net_amount, status, channel
@@ -130,7 +129,7 @@ def built_dsn(pg_admin_dsn):
     try:
         warehouse.bootstrap(dsn)
         load_raw(dsn)
-        run_dbt(["build"], dsn, vars=VARS)  # models, data tests and the unit tests
+        run_dbt(["build"], dsn, as_of=AS_OF)  # models, data tests and the unit tests
         yield dsn
     finally:
         with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
@@ -219,15 +218,25 @@ def test_late_arriving_client_exists_without_pii(built_dsn):
 
 
 @pytest.mark.integration
+def test_a_new_as_of_date_keeps_dbts_partial_parse(warehouse_dsn, tmp_path):
+    # D changes every night. Passed as a --vars value it would make dbt parse the whole
+    # project again on every run (and in every Cosmos task); in the environment it does not.
+    for as_of in ("2024-06-30", "2024-07-01"):
+        run_dbt(["parse", "--target-path", str(tmp_path), "--log-path", str(tmp_path)], warehouse_dsn, as_of=as_of)
+    second_run = (tmp_path / "dbt.log").read_text().split("running dbt with arguments")[-1]
+    assert "Partial parsing enabled, no changes found" in second_run
+
+
+@pytest.mark.integration
 def test_dbt_failure_names_the_failing_node(built_dsn):
     with pytest.raises(DbtRunError, match="int_client_days"):
-        run_dbt(["run", "--select", "int_client_days"], built_dsn, vars={"as_of_date": "2024-13-45"})
+        run_dbt(["run", "--select", "int_client_days"], built_dsn, as_of="2024-13-45")
 
 
 @pytest.mark.integration
 def test_incremental_run_after_a_correction_equals_a_full_refresh(warehouse_dsn):
     load_raw(warehouse_dsn)
-    run_dbt(["run"], warehouse_dsn, vars=VARS)
+    run_dbt(["run"], warehouse_dsn, as_of=AS_OF)
     with psycopg.connect(warehouse_dsn) as conn:
         # Corrections re-deliver old lines: A's 2023-02-15 line moves to 2023-02-25 (its
         # cancelled twin stays), B's 2024-12-15 line turns out to be C's.
@@ -235,7 +244,7 @@ def test_incremental_run_after_a_correction_equals_a_full_refresh(warehouse_dsn)
                      "where line_id = 'A2'")
         conn.execute("update raw.sales_lines set client_id = 'C', _loaded_at = clock_timestamp() "
                      "where line_id = 'B6'")
-    run_dbt(["run"], warehouse_dsn, vars=VARS)
+    run_dbt(["run"], warehouse_dsn, as_of=AS_OF)
     incremental = snapshot(warehouse_dsn)
     # Only the client-days the corrections touched were recomputed.
     latest = query(warehouse_dsn, "select client_id, order_date, line_count from intermediate.int_client_daily_revenue "
@@ -249,7 +258,7 @@ def test_incremental_run_after_a_correction_equals_a_full_refresh(warehouse_dsn)
     assert query(warehouse_dsn, "select last_purchase_date, lost_date from marts.fct_lost_episodes "
                                 "where client_id = 'A' and episode_number = 1") == [(d("2023-02-25"), d("2023-08-25"))]
 
-    run_dbt(["run", "--full-refresh"], warehouse_dsn, vars=VARS)
+    run_dbt(["run", "--full-refresh"], warehouse_dsn, as_of=AS_OF)
     full = snapshot(warehouse_dsn)
     assert len(full) >= 12
     for table in full:
@@ -301,8 +310,8 @@ def test_nightly_incremental_runs_equal_full_refreshes(warehouse_dsn, make_datab
             with psycopg.connect(dsn) as conn:
                 for statement in statements:
                     conn.execute(statement)
-        run_dbt(["run"], warehouse_dsn, vars={"as_of_date": as_of})
-        run_dbt(["run", "--full-refresh"], twin, vars={"as_of_date": as_of})
+        run_dbt(["run"], warehouse_dsn, as_of=as_of)
+        run_dbt(["run", "--full-refresh"], twin, as_of=as_of)
         incremental, full = snapshot(warehouse_dsn), snapshot(twin)
         assert set(incremental) == set(full)
         for table in full:

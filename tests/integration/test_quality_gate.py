@@ -173,7 +173,7 @@ def template(pg_admin_dsn, tmp_path_factory):
         warehouse.bootstrap(dsn)
         load_raw(dsn)
         target = tmp_path_factory.mktemp("dbt_target")
-        run_dbt(["build", "--target-path", str(target)], dsn, vars={"as_of_date": AS_OF.isoformat()})
+        run_dbt(["build", "--target-path", str(target)], dsn, as_of=AS_OF.isoformat())
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("WINBACK_HOME", str(home))
             raw = run_gate(dsn, "raw", AS_OF, None, "template").raise_for_failure()

@@ -101,7 +101,7 @@ def build_published_warehouse(dsn: str, home: Path, target: Path, monkeypatch: p
         conn.execute("insert into raw.contacts (contact_id, client_id, manager_id, contact_at, channel, direction, "
                      "outcome, _source_object, _load_id) values ('K900', 'C021', 'M3', "
                      "'2025-01-10 10:00+00', 'email', 'outbound', 'agreed', 'test', 1)")
-    run_dbt(["build", "--target-path", str(target)], dsn, vars={"as_of_date": AS_OF.isoformat()})
+    run_dbt(["build", "--target-path", str(target)], dsn, as_of=AS_OF.isoformat())
     monkeypatch.setenv("WINBACK_HOME", str(home))
     gate = run_gate(dsn, "kpi", AS_OF, Q1_2025, "report-test").raise_for_failure()
     assert publish_quarter(dsn, Q1_2025, gate.validation_id, "quarterly publication") == 1
@@ -528,7 +528,7 @@ def test_unpublished_quarter_is_a_one_line_error(template, tmp_path, monkeypatch
 def test_bi_views_dropped_by_a_dbt_rebuild_are_recreated(copy, tmp_path):
     # dbt swaps a rebuilt table in and drops the old one with CASCADE: the views on it go.
     run_dbt(["run", "--select", "lost_clients", "--target-path", str(tmp_path / "target")], copy,
-            vars={"as_of_date": AS_OF.isoformat()})
+            as_of=AS_OF.isoformat())
     assert rows(copy, "select to_regclass('reporting.lost_clients_top')") == [(None,)]
     page = parse(render_report(copy, Q1_2025, tmp_path, pdf=False))
     assert len(page.one("section", data_section="lost").all("tr", data_client_id=None)) == 5

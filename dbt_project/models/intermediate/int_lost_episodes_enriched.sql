@@ -28,6 +28,7 @@
 }}
 
 -- depends_on: {{ ref('int_client_daily_revenue') }}
+-- depends_on: {{ ref('int_purchase_days') }}
 -- depends_on: {{ ref('stg_crm__contacts') }}
 -- depends_on: {{ ref('stg_erp__clients') }}
 

@@ -39,12 +39,15 @@ left join {{ ref('stg_erp__clients') }} as clients
             select quarters.quarter_end from {{ ref('int_quarters') }} as quarters
             where {{ quarters_to_rebuild('quarters') }}
         )
-        or exists (
-            select 1
+        -- A count, not EXISTS: for EXISTS PostgreSQL plans on finding a first match early
+        -- and, when there is none (only new clients delivered), scanned every segment row
+        -- once per delivered client. Counting makes it look them up by key.
+        or (
+            select count(*)
             from {{ ref('stg_erp__clients') }} as delivered
             inner join {{ ref('int_client_segments') }} as segmented
                 on delivered.client_id = segmented.client_id
             where delivered.loaded_at > {{ last_build_mark('processed_through') }}
-        )
+        ) > 0
 {% endif %}
 group by transitions.quarter_end, coalesce(clients.manager_id, 'unknown'), transitions.segmentation

@@ -15,7 +15,7 @@
         unique_key='client_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': ['client_id']}],
+        indexes=[{'columns': ['client_id']}, {'columns': ['purchase_date']}],
         post_hook=["{{ delete_placeholders('purchase_date') }}"]
     )
 }}

@@ -1,8 +1,33 @@
 -- CRM contacts without the free-text notes (PII possible). contact_date is the UTC
 -- calendar date of contact_at: every day-based contact rule uses it.
+--
+-- A table, unlike the other staging models (views): the nightly run's per-client models
+-- look contacts up by client, by contact date and by delivery time, and raw keeps no
+-- index beyond its key (include/winback/sql/bootstrap.sql), so this copy carries them.
+-- Incremental: a night copies only the versions delivered since the last run (found
+-- through the BRIN index on raw.contacts._loaded_at); raw never deletes a contact.
+
+{{
+    config(
+        materialized='incremental',
+        unique_key='contact_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['contact_id'], 'unique': True},
+            {'columns': ['client_id', 'contact_date']},
+            {'columns': ['contact_date']},
+            {'columns': ['loaded_at']}
+        ]
+    )
+}}
+
 with source as (
 
     select * from {{ source('crm', 'contacts') }}
+    {% if is_incremental() %}
+        where _loaded_at > {{ last_build_mark('loaded_at') }}
+    {% endif %}
 
 ),
 
