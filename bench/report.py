@@ -187,7 +187,7 @@ def where_time_goes(results: dict[str, Any]) -> list[str]:
             line += (f"Models' own time {own:.1f} s: {int(incremental[0])} incremental models {incremental[1]:.1f} s, "
                      f"{int(table[0])} table models rebuilt every night {table[1]:.1f} s. ")
         line += (f"Slowest nightly models: {slow}. A dbt invocation that selects nothing costs {_s(d['fixed'])} s "
-                 "(start-up and parsing the project).")
+                 "(start-up and a full parse of the project, in a fresh target directory).")
         notes.append(line)
     chains = {n: chain_figures(s) for n, s in sizes}
     if "L" in chains and chains["L"]["total"] >= CHAIN_GOAL_S:
@@ -302,8 +302,9 @@ def render(results: dict[str, Any]) -> str:
             "refresh: `dbt run --full-refresh` for the generated as-of date D (mid-quarter). Nightly: the source "
             "advances one day (advance_one_day), every entity is extracted for D+1 in SQL mode, then `dbt run` "
             "(the incremental models recompute the clients and quarters that changed; see README, \"How the "
-            "nightly dbt run stays small\"). Wall time of the dbt process, start-up and parse included; a "
-            "change of `--vars` (the as-of date) makes dbt re-parse the project, every night. The KPI models "
+            "nightly dbt run stays small\"). Wall time of the dbt process, start-up and parse included; the "
+            "as-of date reaches dbt in the environment (`WINBACK_AS_OF_DATE`), not as `--vars`, so a night "
+            "re-uses the previous run's partial parse. The KPI models "
             "(`tag:kpi`) are built by the quarterly DAG: their build after the last night is shown below the "
             "table.", ""]
     rows = []
