@@ -13,7 +13,7 @@
 #}
 {% macro as_of_date() -%}
     {%- set value = var('as_of_date', none) -%}
-    {%- if (value is none or (value | string | trim) == '') and execute -%}
+    {%- if value is none and execute -%}
         {%- set value = env_var('WINBACK_AS_OF_DATE', '') -%}
     {%- endif -%}
     {%- if value is none or (value | string | trim | lower) in ('', 'none', 'null') -%}

@@ -57,6 +57,7 @@
     {% if contacts %}
         union
 
+        -- Two branches rather than one OR: each condition uses its own index.
         select contacts.client_id
         from {{ ref('stg_crm__contacts') }} as contacts
         where contacts.loaded_at > {{ since }} and contacts.client_id is not null
@@ -83,18 +84,23 @@
         union
 
         -- A purchase day whose lost date falls in (previous D, D] and that no purchase
-        -- day follows before it: an episode starts (int_lost_episodes' rule).
+        -- day follows before it: an episode starts (int_lost_episodes' rule). The range
+        -- on purchase_date only lets the index narrow the days to look at.
         select purchase_days.client_id
-        from {{ ref('int_purchase_days') }} as purchase_days
+        from (
+            select
+                client_id,
+                next_purchase_date,
+                purchase_date + threshold_days + 1 as lost_date
+            from {{ ref('int_purchase_days') }}
+            where
+                purchase_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
+                and {{ as_of_date() }} - {{ threshold_low + 1 }}
+        ) as purchase_days
         where
-            purchase_days.purchase_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
-            and {{ as_of_date() }} - {{ threshold_low + 1 }}
-            and purchase_days.purchase_date + purchase_days.threshold_days + 1 > {{ previous_as_of }}
-            and purchase_days.purchase_date + purchase_days.threshold_days + 1 <= {{ as_of_date() }}
-            and (
-                purchase_days.next_purchase_date is null
-                or purchase_days.next_purchase_date > purchase_days.purchase_date + purchase_days.threshold_days + 1
-            )
+            purchase_days.lost_date > {{ previous_as_of }}
+            and purchase_days.lost_date <= {{ as_of_date() }}
+            and (purchase_days.next_purchase_date is null or purchase_days.next_purchase_date > purchase_days.lost_date)
     {% endif %}
 
     {% if recovered_windows %}

@@ -7,6 +7,7 @@ named once (``WINBACK_WAREHOUSE_URL`` / ``AIRFLOW_CONN_WAREHOUSE`` or the embedd
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -98,7 +99,8 @@ def _run(args: list[str], env: dict[str, str]) -> None:
     raise DbtRunError(f"dbt {' '.join(args)} failed (exit {done.returncode}); {detail}")
 
 
-def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None, as_of: Any = None) -> None:
+def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None,
+            as_of: dt.date | str | None = None) -> None:
     """Run ``dbt <args>`` against the warehouse ``dsn``; raise :class:`DbtRunError` on failure.
 
     ``as_of`` (a date or YYYY-MM-DD) is the run's D, passed as ``WINBACK_AS_OF_DATE`` rather
