@@ -142,32 +142,44 @@ def test_a_correction_with_a_newer_updated_at_wins(sql_setup):
     assert raw_lines(warehouse_dsn)["L1"][0] == 80
 
 
-def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_setup, monkeypatch):
+@pytest.mark.parametrize("path", ["bulk", "usual"])
+def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_setup, monkeypatch, path):
+    """The first load into an empty table takes the bulk path (straight into raw); a later
+    one stages through the landing table. A crash in the middle of either leaves raw as it was."""
     warehouse_dsn, source_dsn, _ = sql_setup
     settings = settings_for(warehouse_dsn, source_dsn, "/nonexistent", chunk_bytes=4096)
+    if path == "usual":
+        with psycopg.connect(warehouse_dsn) as conn:
+            conn.execute(f"insert into raw.sales_lines ({SALES_COLUMNS}, _source_object, _load_id) values "
+                         "('L_old', 'O', 'C1', '2024-12-01', 1, 5, null, 'P1', 'direct', 'completed', null, 't', 0)")
+    before = raw_lines(warehouse_dsn)
+    key_before = primary_key(warehouse_dsn)
     put_lines(source_dsn, *[(f"L{i:04d}", "C1", "2025-01-01", i, at("2025-01-01")) for i in range(350)])
-    real_copy = loader.copy_chunk
+    name = "bulk_write" if path == "bulk" else "copy_chunk"
+    real = getattr(loader, name)
     calls = {"n": 0}
 
-    def failing_copy(cur, statement, rows):
+    def failing(*args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise ConnectionError("network dropped in the middle of the load")
-        real_copy(cur, statement, rows)
+        real(*args)
 
-    monkeypatch.setattr(loader, "copy_chunk", failing_copy)
+    monkeypatch.setattr(loader, name, failing)
     with pytest.raises(ConnectionError):
         extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
-    assert raw_lines(warehouse_dsn) == {}
+    assert calls["n"] == 3
+    assert raw_lines(warehouse_dsn) == before
+    assert primary_key(warehouse_dsn) == key_before  # the bulk path's dropped key is back
     with psycopg.connect(warehouse_dsn) as conn:
         status, message = conn.execute("select status, message from audit.load_runs").fetchone()
         assert conn.execute("select count(*) from audit.watermarks").fetchone()[0] == 0
     assert status == "failed" and "network dropped" in message
 
-    monkeypatch.setattr(loader, "copy_chunk", real_copy)
+    monkeypatch.setattr(loader, name, real)
     result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
     assert result.rows_inserted == 350
-    assert len(raw_lines(warehouse_dsn)) == 350
+    assert len(raw_lines(warehouse_dsn)) == 350 + len(before)
 
 
 # ------------------------------------------------------------------------------ file drops
@@ -471,6 +483,103 @@ def test_a_bad_row_sends_only_its_own_chunk_to_the_careful_checks(warehouse_dsn,
     assert [(row, reason) for _, row, reason, _ in quarantine(warehouse_dsn)] == [
         (50, "net_amount is not a number: 'ten'"), (90, "row has 5 fields, the header has 6")]
     assert raw_lines(warehouse_dsn)["L120"][0] == 120
+
+
+# ------------------------------------------------------------------------------ the bulk path of a first load
+# A first load (an empty raw table) checks each chunk on the client and COPYs a clean one
+# straight into raw (bulk.py). Each case below is loaded on its own into an empty table,
+# once by the bulk path and once with it turned off; both must store and quarantine the same.
+BULK_SALES_HEADER = "line_id,order_id,client_id,order_date,quantity,net_amount,cost_amount,status,updated_at"
+BULK_SALES_CASES = {  # name: (rows after line_id, the bulk path keeps the rows it checked)
+    "plain": (["O,C,2025-01-10,1,10.50,,completed,2025-01-10 10:00:00+00"], True),
+    "ts_forms": (["O,C,2025-01-09,-1,-20.5,-5,returned,2025-01-10 10:00:00.123+05:30",
+                  "O,C,2025-01-09,2,1e2,.5,cancelled,2025-01-10T10:00:00Z", "O,C,2025-01-09,2,3,4,completed,"], True),
+    "ts_local": (["O,C,2025-01-09,1,10,,completed,2025-01-10 23:30:00"], True),  # read in the session's zone
+    "no_optional_columns": (["O,C,2025-01-10,1,10,,completed,"], True),
+    # Valid, but written in forms the SQL path rewrites: their chunk takes the SQL path.
+    "status_case": (["O,C,2025-01-10,1,10,,Completed,"], False),
+    "status_empty": (["O,C,2025-01-10,1,10,,,"], False),
+    "quoted_empty": (['O,C,2025-01-10,1,10,"",completed,'], False),
+    "number_padded": (["O,C,2025-01-10, 1 ,10,,completed,"], False),
+    # Contract breaches: never copied by the bulk path.
+    "nan": (["O,C,2025-01-10,1,NaN,,completed,"], False),
+    "infinity": (["O,C,2025-01-10,1,10,-Infinity,completed,"], False),
+    "date_us": (["O,C,01/10/2025,1,10,,completed,"], False),
+    "date_invalid": (["O,C,2025-02-30,1,10,,completed,"], False),
+    "date_year_zero": (["O,C,0000-01-10,1,10,,completed,"], False),
+    "date_future": (["O,C,2025-01-11,1,10,,completed,"], False),
+    "ts_us": (["O,C,2025-01-10,1,10,,completed,01/10/2025 10:00"], False),
+    "status_unknown": (["O,C,2025-01-10,1,10,,lost,"], False),
+    "missing_order": (["',C,2025-01-10,1,10,,completed,".replace("'", "")], False),
+    "ragged": (["O,C,2025-01-10,1,10,,completed", "O,C,2025-01-10,1,10,,completed,"], False),
+    "blank_line": (["O,C,2025-01-10,1,10,,completed,", "", "O,C,2025-01-10,1,11,,completed,"], False),
+    # Passes the client checks, refused by PostgreSQL's cast (offset beyond 15:59): rolled
+    # back, loaded the usual way.
+    "ts_offset_too_far": (["O,C,2025-01-10,1,10,,completed,2025-01-10 10:00:00+20:00",
+                           "O,C,2025-01-10,1,11,,completed,"], False),
+    # A key twice: the key build fails, the delivery is loaded the usual way (the first stays).
+    "duplicate_key": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,11,,completed,"], False),
+}
+BULK_CONTACT_CASES = {
+    "past": (["2025-01-09 09:00,call,7", "2025-01-09T23:00:00+01:00,visit,"], True),
+    "on_the_as_of_day": (["2025-01-10 09:00,call,7"], False),  # its zone decides: the SQL path
+    "nps_high": (["2025-01-09 09:00,call,11"], False),
+    "nps_decimal": (["2025-01-09 09:00,call,5.0"], False),
+}
+
+
+def load_each_on_its_own(dsn, tmp_path, name, header, rows, entity):
+    """Load one case's file into an emptied raw table; returns its raw rows and quarantine rows."""
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    key = "line_id" if entity == "sales_lines" else "contact_id"
+    numbered = [f"{key[0].upper()}_{name}_{i if name != 'duplicate_key' else 0},{row}" if row else ""
+                for i, row in enumerate(rows)]
+    (folder / f"{entity}_{name}.csv").write_text(header + "\n" + "\n".join(numbered) + "\n")
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"truncate raw.{entity}")
+    settings = settings_for(dsn, None, folder, sales_source="files", quarantine_max_share=1.0)
+    result = extract_entity(entity, as_of=dt.date(2025, 1, 10), settings=settings)
+    with psycopg.connect(dsn) as conn:
+        raw = conn.execute(  # the file's name only: the two runs read it from different folders
+            "select to_jsonb(t) - '_loaded_at' - '_load_id' || jsonb_build_object('_source_object',"
+            f" regexp_replace(_source_object, '^.*/', '')) from raw.{entity} t order by 1").fetchall()
+        quarantined = conn.execute("select row_number, raw_row, reason from audit.quarantine where load_id = %s"
+                                   " order by row_number", (result.load_id,)).fetchall()
+        key_def = conn.execute("select pg_get_constraintdef(oid) from pg_constraint"
+                               " where conrelid = %s::regclass and contype = 'p'", (f"raw.{entity}",)).fetchone()
+    assert key_def == (f"PRIMARY KEY ({key})",)
+    return (raw, quarantined, result.rows_read, result.rows_inserted)
+
+
+def test_the_bulk_path_stores_and_quarantines_exactly_what_the_usual_path_does(warehouse_dsn, make_database,
+                                                                               tmp_path, monkeypatch):
+    from winback.extract import bulk
+    from winback.warehouse import bootstrap
+
+    copied: list[str] = []
+    real_write = loader.bulk_write
+    monkeypatch.setattr(loader, "bulk_write", lambda copy, chunk: (copied.append(chunk), real_write(copy, chunk)))
+    cases = [("sales_lines", BULK_SALES_HEADER, n, c) for n, c in BULK_SALES_CASES.items()]
+    cases += [("contacts", "contact_id,contact_at,channel,nps_score", n, c) for n, c in BULK_CONTACT_CASES.items()]
+    with_bulk, kept_by_bulk = {}, set()
+    for entity, header, name, (rows, _) in cases:
+        copied.clear()
+        with_bulk[name] = load_each_on_its_own(warehouse_dsn, tmp_path / "bulk", name, header, rows, entity)
+        if copied:
+            kept_by_bulk.add(name)
+    usual_only = make_database("wb_wh_usual")
+    bootstrap(usual_only)
+    monkeypatch.setattr(bulk, "supports", lambda columns: False)
+    for entity, header, name, (rows, _) in cases:
+        assert load_each_on_its_own(usual_only, tmp_path / "usual", name, header, rows, entity) == with_bulk[name], name
+
+    # The bulk path kept exactly the clean cases (the others it left, or rolled back).
+    assert kept_by_bulk >= {n for _, _, n, (_, keeps) in cases if keeps}
+    rolled_back = {"ts_offset_too_far", "duplicate_key"}
+    assert kept_by_bulk == {n for _, _, n, (_, keeps) in cases if keeps} | rolled_back
+    for name in rolled_back:  # copied, then rolled back: loaded and quarantined the usual way
+        assert with_bulk[name][1], name
 
 
 def primary_key(dsn):

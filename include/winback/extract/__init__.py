@@ -51,11 +51,17 @@ def _watermark(dsn: str, entity: str) -> dt.datetime | None:
 
 
 def _new_files(dsn: str, landing: str, entity: Entity, chunk_bytes: int) -> Iterator[Delivery]:
-    """Files not loaded before (by URL and content checksum), opened one at a time."""
+    """Files not loaded before (by URL and content checksum), opened one at a time. A URL
+    never loaded is new whatever its content: its checksum is taken while it is read, so
+    a first load reads each file once."""
     with psycopg.connect(dsn) as conn:
         seen = {(u, c) for u, c in conn.execute(
             "select file_url, checksum from audit.landed_files where entity = %s", (entity.name,))}
+    seen_urls = {url for url, _ in seen}
     for url in discover_files(landing, entity):
+        if url not in seen_urls:
+            yield read_file(url, entity, chunk_bytes=chunk_bytes)
+            continue
         checksum, size = file_checksum(url)
         if (url, checksum) not in seen:
             yield read_file(url, entity, checksum, size, chunk_bytes)

@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import fsspec
@@ -35,6 +35,8 @@ class Delivery:
     chunks: Iterator[bytes]  # CSV records (no header), each chunk ends on a record boundary
     checksum: str | None = None
     size_bytes: int | None = None
+    # The same delivery read again from its start (the loader's bulk path may need a second read).
+    reopen: Callable[[], Delivery] | None = None
 
 
 class SourceError(RuntimeError):
@@ -150,7 +152,12 @@ def read_sql_table(
             finally:
                 conn.close()
 
-        yield Delivery(entity, "sql", f"{schema}.{entity.name}", header, record_chunks(blocks(), chunk_bytes))
+        def reopen() -> Delivery:
+            return next(read_sql_table(source_dsn, entity, updated_after, updated_until, timezone, schema,
+                                       chunk_bytes))
+
+        yield Delivery(entity, "sql", f"{schema}.{entity.name}", header, record_chunks(blocks(), chunk_bytes),
+                       reopen=reopen)
     except BaseException:
         conn.close()
         raise
@@ -181,11 +188,39 @@ def file_checksum(url: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def read_file(url: str, entity: Entity, checksum: str, size: int, chunk_bytes: int = BLOCK_BYTES) -> Delivery:
+def read_file(url: str, entity: Entity, checksum: str | None = None, size: int | None = None,
+              chunk_bytes: int = BLOCK_BYTES) -> Delivery:
+    """One file as a delivery. Without a checksum, a CSV file's checksum and size are taken
+    while it is read: they are set on the delivery once the last byte has been read."""
+    def reopen() -> Delivery:
+        return read_file(url, entity, delivery.checksum, delivery.size_bytes, chunk_bytes)
+
     if url.endswith(".parquet"):
-        return _read_parquet(url, entity, checksum, size)
-    header, rest = _split_header(_file_blocks(url, chunk_bytes))
-    return Delivery(entity, "files", url, header, record_chunks(rest, chunk_bytes), checksum, size)
+        if checksum is None:
+            checksum, size = file_checksum(url)
+        delivery = _read_parquet(url, entity, checksum, size, reopen)
+        return delivery
+    blocks = _file_blocks(url, chunk_bytes)
+    if checksum is None:
+        blocks = _checksummed(blocks, lambda digest, total: _set_checksum(delivery, digest, total))
+    header, rest = _split_header(blocks)
+    delivery = Delivery(entity, "files", url, header, record_chunks(rest, chunk_bytes), checksum, size, reopen)
+    return delivery
+
+
+def _checksummed(blocks: Iterable[bytes], done: Callable[[str, int], None]) -> Iterator[bytes]:
+    """Pass the blocks through, hashing them; call ``done`` with the digest after the last one."""
+    digest = hashlib.sha256()
+    size = 0
+    for block in blocks:
+        digest.update(block)
+        size += len(block)
+        yield block
+    done(digest.hexdigest(), size)
+
+
+def _set_checksum(delivery: Delivery, checksum: str, size: int) -> None:
+    delivery.checksum, delivery.size_bytes = checksum, size
 
 
 def _file_blocks(url: str, block_bytes: int) -> Iterator[bytes]:
@@ -194,7 +229,7 @@ def _file_blocks(url: str, block_bytes: int) -> Iterator[bytes]:
             yield block
 
 
-def _read_parquet(url: str, entity: Entity, checksum: str, size: int) -> Delivery:
+def _read_parquet(url: str, entity: Entity, checksum: str, size: int, reopen: Callable[[], Delivery]) -> Delivery:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -218,4 +253,4 @@ def _read_parquet(url: str, entity: Entity, checksum: str, size: int) -> Deliver
         finally:
             handle.close()
 
-    return Delivery(entity, "files", url, header, chunks(), checksum, size)
+    return Delivery(entity, "files", url, header, chunks(), checksum, size, reopen)

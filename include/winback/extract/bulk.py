@@ -1,0 +1,228 @@
+"""The bulk path of a first load: clean chunks COPYed straight into the empty raw table.
+
+On a first load (``raw.<entity>`` holds no row: the initial extract, a new warehouse, a
+user's own export) the usual path writes every row three times: into the text landing
+table, cast into ``_incoming``, and into the keyed raw table. The bulk path writes the
+clean rows once:
+
+* each chunk is parsed and checked here, on the client, with Arrow, while PostgreSQL
+  copies the chunk before it (the machine's second core does the checks);
+* a chunk that passes goes by a typed ``COPY ... (FREEZE)`` straight into
+  ``raw.<entity>``, whose key and indexes were dropped and are built again at the end
+  (one sort instead of one index insertion per row, as "Populating a Database" in the
+  PostgreSQL manual advises);
+* a chunk that does not pass takes the usual way (landing table, checks in SQL, see
+  ``validation``), so its bad rows get their exact reasons.
+
+The checks here are stricter than the SQL ones, never looser: a chunk passes only when
+every one of its rows would pass the SQL checks with the text it has, so that
+PostgreSQL's own cast of that text in the COPY stores what the SQL path would store.
+Values that are valid but written in a form the SQL path rewrites (``Completed``, a quoted
+empty field, ``1e2`` with spaces) send their chunk the usual way. Whatever PostgreSQL still
+refuses in the COPY (a time zone offset beyond 15 hours, say) makes the loader roll the
+bulk path back and load the delivery the usual way; so do keys repeated inside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import queue
+import threading
+from collections.abc import Iterator
+
+from psycopg import sql
+
+from winback.extract.contract import SALES_STATUSES
+from winback.extract.validation import DeliveryColumns
+
+# Types the client checks know; an entity with another (boolean) always takes the usual path.
+_CHECKED_TYPES = ("text", "numeric", "integer", "date", "timestamp")
+# Read-ahead of the checking thread: bounded, so memory follows the chunk size, not the file.
+_READ_AHEAD = 2
+# Distinct values of the collected column are merged every so many chunks.
+_COMPACT_EVERY = 64
+
+
+def supports(columns: DeliveryColumns) -> bool:
+    """Whether a delivery can take the bulk path: every column of its header is a contract
+    column (drift goes to ``_extra``, which only the SQL path builds) of a type checked here."""
+    return not columns.drift and all(c.type in _CHECKED_TYPES for c in columns.entity.columns)
+
+
+def copy_statement(columns: DeliveryColumns) -> sql.Composed:
+    """COPY of the delivery's records, in its header's order, straight into the raw table."""
+    contract_name = {source: name for name, source in columns.source_of.items() if source}
+    names = sql.SQL(", ").join(sql.Identifier(contract_name[n]) for n in columns.landing)
+    return sql.SQL("copy {} ({}) from stdin with (format csv, freeze)").format(
+        sql.Identifier("raw", columns.entity.name), names)
+
+
+class ChunkCheck:
+    """Decides, on the client, whether every row of a CSV chunk keeps the contract as written."""
+
+    def __init__(self, columns: DeliveryColumns, as_of: dt.date, collect: str | None = None):
+        """``collect``: a column whose distinct values in the passing chunks ``distinct_csv``
+        gives at the end (the client ids, checked against raw.clients after the load)."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        self.columns = columns
+        self.collect = columns.source_of.get(collect) if collect else None
+        self._distinct: list = []
+        self.as_of = as_of.isoformat()
+        # A timestamp's written date may move by a day in the session's time zone: only
+        # dates before D are surely not after it; the SQL path decides the rest.
+        self.day_before = (as_of - dt.timedelta(days=1)).isoformat()
+        self.statuses = pa.array(sorted(SALES_STATUSES))
+        self.read_options = pacsv.ReadOptions(column_names=columns.landing, use_threads=False)
+        self.parse_options = pacsv.ParseOptions(newlines_in_values=True)
+        # Only an unquoted empty field is NULL, as in COPY; a quoted one stays '' (see rows()).
+        self.convert_options = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in columns.landing}, null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False)
+
+    def rows(self, chunk: bytes) -> int | None:
+        """The chunk's row count if every row passes, else None."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        # NUL bytes COPY refuses; a blank line COPY reads as a short row, the SQL path skips it.
+        if b"\x00" in chunk or chunk[:1] in (b"\n", b"\r") or b"\n\n" in chunk or b"\n\r\n" in chunk:
+            return None
+        try:
+            table = pacsv.read_csv(io.BytesIO(chunk), read_options=self.read_options,
+                                   parse_options=self.parse_options, convert_options=self.convert_options)
+        except pa.ArrowInvalid:  # ragged rows, bytes that are not UTF-8
+            return None
+        # The SQL path reads a quoted empty field as NULL, COPY as ''. Without a "" in the
+        # chunk there is none.
+        quoted_empty = b'""' in chunk
+        event = self.columns.entity.event_date
+        for column in self.columns.entity.columns:
+            source = self.columns.source_of[column.name]
+            if source is None:
+                continue
+            values = table.column(source)
+            if column.required and values.null_count:
+                return None
+            if quoted_empty and pc.any(pc.equal(values, "")).as_py():
+                return None
+            if column.name == "status" and (values.null_count or not pc.all(pc.is_in(values, self.statuses)).as_py()):
+                return None  # the SQL path stores it lower-cased, 'completed' when empty
+            if values.null_count == len(values):
+                continue
+            try:
+                if column.type == "numeric":
+                    # Arrow's decimal reads no NaN or infinity, which the contract refuses.
+                    pc.cast(values, pa.decimal128(38, 10))
+                elif column.type == "integer":
+                    numbers = pc.cast(values, pa.int32())
+                    if column.name == "nps_score":
+                        low, high = pc.min_max(numbers).values()
+                        if low.as_py() < 0 or high.as_py() > 10:
+                            return None
+                elif column.type == "date":
+                    # Arrow reads exactly YYYY-MM-DD and checks the calendar; year 0 PostgreSQL refuses.
+                    pc.cast(values, pa.date32())
+                    low, high = pc.min_max(values).values()
+                    if low.as_py() < "0001" or (column.name == event and high.as_py() > self.as_of):
+                        return None
+                elif column.type == "timestamp":
+                    _cast_timestamps(values)
+                    low, high = pc.min_max(values).values()
+                    if low.as_py() < "0001" or (column.name == event and high.as_py()[:10] > self.day_before):
+                        return None
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+        if self.collect:
+            self._distinct.append(pc.unique(table.column(self.collect)).drop_null())
+            if len(self._distinct) >= _COMPACT_EVERY:
+                self._compact()
+        return table.num_rows
+
+    def _compact(self) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self._distinct = [pc.unique(pa.concat_arrays(self._distinct))] if self._distinct else []
+
+    def distinct_csv(self) -> bytes:
+        """The distinct values of the collected column, one per line, for a COPY: kept as Arrow
+        arrays, they take a few bytes per value, however many rows the file has."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        self._compact()
+        if not self._distinct or not len(self._distinct[0]):
+            return b""
+        out = io.BytesIO()
+        pacsv.write_csv(pa.table({"value": self._distinct[0]}), out,
+                        pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+        return out.getvalue()
+
+
+def _cast_timestamps(values) -> None:
+    """Raise ArrowInvalid unless every value is an ISO 8601 timestamp: YYYY-MM-DD, then 'T' or
+    a space, a time, and a zone offset or none (the session's zone then applies, in either path)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:  # Arrow casts a column either with zone offsets or without; try both before splitting
+        pc.cast(values, pa.timestamp("us", tz="UTC"))
+        return
+    except pa.ArrowInvalid:
+        pass
+    try:
+        pc.cast(values, pa.timestamp("us"))
+        return
+    except pa.ArrowInvalid:
+        pass
+    zoned = pc.match_substring_regex(values, r"([+-]\d\d(:?\d\d)?|Z)$")
+    pc.cast(pc.filter(values, zoned), pa.timestamp("us", tz="UTC"))
+    pc.cast(pc.filter(values, pc.invert(zoned)), pa.timestamp("us"))
+
+
+def checked_chunks(chunks: Iterator[bytes], check: ChunkCheck) -> Iterator[tuple[bytes, int | None]]:
+    """The chunks with their check, read and checked one step ahead in a thread of their own,
+    so the checks of one chunk run while PostgreSQL copies the one before."""
+    handoff: queue.Queue = queue.Queue(maxsize=_READ_AHEAD)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has stopped
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, check.rows(chunk))):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="winback-chunk-check", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
