@@ -146,6 +146,18 @@ class Bench:
         rounds = repeat(one_round, self.repeats, self.budget, f"{name} load")
         self.dbs.drop(scratch)
         out: dict[str, Any] = {"rounds": rounds}
+        # The same first load with the bulk path off: what every later load (rows next to a
+        # filled table) pays per row, through the landing table and the SQL checks.
+        warehouse = self.dbs.create(f"{name.lower()}_load", bootstrap=True)
+        try:
+            log(f"{name}: one more extract of {csv_file.name}, bulk path off (every load stages)")
+            staged = self.child("extract", ["--kind", "files", "--entities", "sales_lines", "--as-of",
+                                            self.as_of.isoformat(), "--warehouse", warehouse, "--landing",
+                                            str(files_dir), "--no-bulk"], f"{name}-extract-file-staged")
+        finally:
+            self.dbs.drop(warehouse)
+        entity = staged.result["entities"]["sales_lines"]
+        out["staged"] = {**entity, "rows_per_s": entity["rows_read"] / entity["seconds"]}
         if name == self.profile_size:
             from winback.config import Settings
 

@@ -152,7 +152,8 @@ def mode_extract(args: argparse.Namespace) -> dict[str, Any]:
     if args.explain:
         _instrument_explain(plans)
     settings = get_settings(warehouse_url=args.warehouse, source_url=args.source or None,
-                            landing_url=args.landing, sales_source=args.kind, timezone="UTC")
+                            landing_url=args.landing, sales_source=args.kind, timezone="UTC",
+                            bulk_load=not args.no_bulk)
     as_of = dt.date.fromisoformat(args.as_of)
     results = {}
     started_all = time.perf_counter()
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file")
     parser.add_argument("--dag-id", default="winback_marts")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-bulk", action="store_true", help="extract: no bulk path (every load stages)")
     parser.add_argument("--explain", action="store_true",
                         help="extract: EXPLAIN ANALYZE the loader's bulk statements (profiling runs only)")
     args = parser.parse_args(argv)

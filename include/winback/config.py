@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # the interpreter's), and the unit a bad row sends down the slow path. 1 MiB loads as fast
     # as larger chunks (measured: bench/).
     chunk_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
+    # First loads into an empty raw table COPY clean chunks straight into it (extract/bulk.py),
+    # holding an exclusive lock on it until the commit. Off: every load stages (the benchmark
+    # measures both).
+    bulk_load: bool = True
 
     # JSON object overriding metric-contract dbt vars, e.g. {"lost_after_days": 120}.
     metric_overrides: dict[str, Any] = Field(default_factory=dict)

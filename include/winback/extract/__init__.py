@@ -81,7 +81,7 @@ def extract_entity(
     kind = source_kind_for(entity_name, settings)
     loader = RawLoader(dsn, entity, as_of=as_of, timezone=settings.timezone,
                        quarantine_max_share=settings.quarantine_max_share,
-                       dag_run_id=dag_run_id)
+                       dag_run_id=dag_run_id, bulk_load=settings.bulk_load)
     if kind == "files":
         return loader.load(_new_files(dsn, settings.landing, entity, settings.chunk_bytes), "files")
 

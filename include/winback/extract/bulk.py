@@ -31,6 +31,9 @@ import queue
 import threading
 from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 from winback.extract.contract import SALES_STATUSES
@@ -64,8 +67,6 @@ class ChunkCheck:
     def __init__(self, columns: DeliveryColumns, as_of: dt.date, collect: str | None = None):
         """``collect``: a column whose distinct values in the passing chunks ``distinct_csv``
         gives at the end (the client ids, checked against raw.clients after the load)."""
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
 
         self.columns = columns
         self.collect = columns.source_of.get(collect) if collect else None
@@ -84,9 +85,6 @@ class ChunkCheck:
 
     def rows(self, chunk: bytes) -> int | None:
         """The chunk's row count if every row passes, else None."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.csv as pacsv
 
         # NUL bytes COPY refuses; a blank line COPY reads as a short row, the SQL path skips it.
         if b"\x00" in chunk or chunk[:1] in (b"\n", b"\r") or b"\n\n" in chunk or b"\n\r\n" in chunk:
@@ -143,16 +141,12 @@ class ChunkCheck:
         return table.num_rows
 
     def _compact(self) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
         self._distinct = [pc.unique(pa.concat_arrays(self._distinct))] if self._distinct else []
 
     def distinct_csv(self) -> bytes:
         """The distinct values of the collected column, one per line, for a COPY: kept as Arrow
         arrays, they take a few bytes per value, however many rows the file has."""
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
 
         self._compact()
         if not self._distinct or not len(self._distinct[0]):
@@ -166,8 +160,6 @@ class ChunkCheck:
 def _cast_timestamps(values) -> None:
     """Raise ArrowInvalid unless every value is an ISO 8601 timestamp: YYYY-MM-DD, then 'T' or
     a space, a time, and a zone offset or none (the session's zone then applies, in either path)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     try:  # Arrow casts a column either with zone offsets or without; try both before splitting
         pc.cast(values, pa.timestamp("us", tz="UTC"))

@@ -14,6 +14,9 @@ One call loads every delivery of one entity in ONE warehouse transaction:
    nothing), and the quarantine rows, landed files and watermark are written;
 4. commit. A crash anywhere before the commit leaves the raw tables as they were.
 
+A first load (``raw.<entity>`` empty) takes the bulk path for its first delivery: clean
+chunks go by COPY straight into the raw table, the others as in 1. (see ``bulk``).
+
 The audit row in ``audit.load_runs`` is written on its own connection, so a failed run
 is recorded as failed even though its data was rolled back.
 """
@@ -131,13 +134,14 @@ class RawLoader:
     """Loads the deliveries of one entity into ``raw.<entity>``; see the module docstring."""
 
     def __init__(self, warehouse_dsn: str, entity: Entity, *, as_of: dt.date, timezone: str,
-                 quarantine_max_share: float, dag_run_id: str | None = None):
+                 quarantine_max_share: float, dag_run_id: str | None = None, bulk_load: bool = True):
         self.dsn = warehouse_dsn
         self.entity = entity
         self.as_of = as_of
         self.timezone = timezone
         self.max_share = quarantine_max_share
         self.dag_run_id = dag_run_id
+        self.bulk_load = bulk_load  # whether a first load may take the bulk path (see bulk)
         self.bulk_rows = 0  # rows the bulk path copied straight into raw in the current load
         self._bulk_indexes: list[tuple] = []
 
@@ -246,7 +250,7 @@ class RawLoader:
         columns = DeliveryColumns(self.entity, delivery.header, delivery.source_object)
         result.drift_columns.extend(c for c in columns.drift if c not in result.drift_columns)
         landing = _Landing.create(conn, columns)
-        if index == 0 and delivery.reopen is not None and bulk.supports(columns) \
+        if self.bulk_load and index == 0 and delivery.reopen is not None and bulk.supports(columns) \
                 and self._start_bulk(conn, delivery.source_object, result.load_id):
             try:
                 return self._stage_bulk(conn, delivery, landing, index, result), delivery
