@@ -295,7 +295,8 @@ def render(results: dict[str, Any]) -> str:
     for name, size in sizes:
         for entry in size["load"].get("profile", []):
             if entry is size["load"]["profile"][0]:
-                out += [f"Profile of the extract's bulk statements at {name} (an extra, untimed run: each "
+                out += [f"Profile of the staged extract's set-based statements at {name} (an extra, untimed "
+                        "run with the bulk path off: each "
                         "statement first ran under `EXPLAIN (ANALYZE, BUFFERS)` in a savepoint that was rolled "
                         "back); the plan nodes with the most exclusive time. A scan's time includes evaluating "
                         "the expressions it projects (the validation CASE, the casts).", ""]

@@ -185,11 +185,12 @@ class Bench:
         return sweep
 
     def profile_extract(self, name: str, files_dir: Path) -> list[dict[str, Any]]:
-        """One extra, untimed extract whose bulk statements run under EXPLAIN ANALYZE first."""
+        """One extra, untimed extract on the staged path (bulk path off) whose set-based statements
+        run under EXPLAIN ANALYZE first."""
         warehouse = self.dbs.create(f"{name.lower()}_prof", bootstrap=True)
         try:
-            log(f"{name}: profiling run of the extract (EXPLAIN ANALYZE of its bulk statements; not timed)")
-            child = self.child("extract", ["--kind", "files", "--entities", "sales_lines", "--explain",
+            log(f"{name}: profiling run of the staged extract (EXPLAIN ANALYZE of its statements; not timed)")
+            child = self.child("extract", ["--kind", "files", "--entities", "sales_lines", "--explain", "--no-bulk",
                                            "--as-of", self.as_of.isoformat(), "--warehouse", warehouse,
                                            "--landing", str(files_dir)], f"{name}-extract-profile")
         finally:

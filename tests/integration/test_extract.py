@@ -289,6 +289,26 @@ def test_quarantine_share_above_the_limit_fails_and_loads_nothing(warehouse_dsn,
         assert conn.execute("select count(*) from audit.landed_files").fetchone()[0] == 0
 
 
+def test_a_first_load_above_the_limit_empties_what_the_bulk_path_copied(warehouse_dsn, tmp_path):
+    """Clean chunks went straight into raw before the bad ones were counted: all of it goes."""
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", chunk_bytes=1024)
+    lines = [f"L{i:03d},O1,C1,2025-01-10,1,{i if i <= 150 else 'x'}" for i in range(1, 201)]
+    (tmp_path / "sales_lines_x.csv").write_text(
+        "line_id,order_id,client_id,order_date,quantity,net_amount\n" + "\n".join(lines) + "\n")
+    copied = []
+    real = loader.bulk_write
+    loader.bulk_write = lambda copy, chunk: (copied.append(chunk), real(copy, chunk))
+    try:
+        with pytest.raises(QuarantineLimitExceeded, match="50 of 200 rows"):
+            extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    finally:
+        loader.bulk_write = real
+    assert copied  # the first chunks did go straight into raw
+    assert raw_lines(warehouse_dsn) == {}
+    assert len(quarantine(warehouse_dsn)) == 50
+    assert primary_key(warehouse_dsn)[:2] == ("sales_lines_pkey", "PRIMARY KEY (line_id)")
+
+
 def test_parquet_drops_load_like_csv(warehouse_dsn, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -1,0 +1,139 @@
+"""The bulk path's client-side checks (extract/bulk.py), without a database.
+
+Which chunks pass decides which rows skip the SQL checks; that both paths then store the
+same rows is checked against PostgreSQL in tests/integration/test_extract.py.
+"""
+
+import datetime as dt
+import hashlib
+
+import pytest
+
+from winback.extract import bulk
+from winback.extract.contract import CONTACTS, SALES_LINES
+from winback.extract.sources import read_file
+from winback.extract.validation import DeliveryColumns
+
+HEADER = ["line_id", "order_id", "client_id", "order_date", "quantity", "net_amount", "status", "updated_at"]
+AS_OF = dt.date(2025, 1, 10)
+GOOD = "L{n},O1,C{n},2025-01-10,1,10.5,completed,2025-01-10 10:00:00+00\n"
+
+
+def check(header=HEADER, entity=SALES_LINES, collect=None):
+    return bulk.ChunkCheck(DeliveryColumns(entity, header, "test.csv"), AS_OF, collect=collect)
+
+
+def chunk(*rows: str) -> bytes:
+    return "".join(rows).encode()
+
+
+def test_a_clean_chunk_passes_with_its_row_count():
+    assert check().rows(chunk(*(GOOD.format(n=n) for n in range(5)))) == 5
+
+
+@pytest.mark.parametrize("row", [
+    "L1,O1,C1,2025-01-10,1,10,completed,2025-01-10T10:00:00Z\n",
+    "L1,O1,C1,2025-01-10,1,10,completed,2025-01-10 10:00:00\n",  # no zone: the session's, in both paths
+    "L1,O1,C1,2025-01-10,-1,1e2,returned,\n",
+    'L1,"O ""quoted"" 1",C1,2025-01-10,1,10,cancelled,\n',  # "" inside a quoted value is no empty field
+])
+def test_valid_rows_written_as_copy_reads_them_pass(row):
+    assert check().rows(chunk(GOOD.format(n=0), row)) == 2
+
+
+@pytest.mark.parametrize("row", [
+    "L1,O1,C1,2025-01-10,1,NaN,completed,\n",
+    "L1,O1,C1,2025-01-10,1,-Infinity,completed,\n",
+    "L1,O1,C1,2025-01-10,1,10 EUR,completed,\n",
+    "L1,O1,C1,01/10/2025,1,10,completed,\n",
+    "L1,O1,C1,2025-02-30,1,10,completed,\n",
+    "L1,O1,C1,0000-01-10,1,10,completed,\n",
+    "L1,O1,C1,2025-01-11,1,10,completed,\n",  # after the as-of date
+    "L1,O1,C1,2025-01-10,1,10,completed,01/10/2025 10:00\n",
+    "L1,O1,C1,2025-01-10,1,10,completed,2025-01-10 25:00:00\n",
+    "L1,O1,C1,2025-01-10,1,10,lost,\n",
+    "L1,,C1,2025-01-10,1,10,completed,\n",  # a required value missing
+    "L1,O1,C1,2025-01-10,1,10,completed\n",  # ragged
+    # Valid, but the SQL path rewrites them: lower-cased status, 'completed' when empty, '' as NULL.
+    "L1,O1,C1,2025-01-10,1,10,Completed,\n",
+    "L1,O1,C1,2025-01-10,1,10,,\n",
+    'L1,O1,C1,2025-01-10,1,10,completed,""\n',
+    "L1,O1,C1,2025-01-10, 1 ,10,completed,\n",
+])
+def test_a_row_that_is_bad_or_rewritten_by_the_sql_path_fails_its_chunk(row):
+    assert check().rows(chunk(GOOD.format(n=0), row, GOOD.format(n=2))) is None
+
+
+@pytest.mark.parametrize("raw", [b"\n" + GOOD.format(n=1).encode(), chunk(GOOD.format(n=1), "\n", GOOD.format(n=2)),
+                                 chunk(GOOD.format(n=1)).replace(b"O1", b"O\x001"),
+                                 chunk(GOOD.format(n=1)).replace(b"O1", b"O\xff1")])
+def test_blank_lines_nul_bytes_and_bad_utf8_fail_their_chunk(raw):
+    assert check().rows(raw) is None
+
+
+def test_a_contact_dated_on_the_as_of_day_is_left_to_the_sql_path():
+    """Its time zone decides whether it lies after D: only the SQL path knows the session's."""
+    contacts = check(["contact_id", "contact_at", "channel", "nps_score"], CONTACTS)
+    assert contacts.rows(b"K1,2025-01-09 23:00:00+01:00,call,7\n") == 1
+    assert contacts.rows(b"K1,2025-01-10 01:00:00+05:00,call,7\n") is None
+    assert contacts.rows(b"K1,2025-01-09 09:00:00,call,11\n") is None  # nps_score outside 0-10
+
+
+def test_drift_and_boolean_columns_keep_a_delivery_on_the_usual_path():
+    assert bulk.supports(DeliveryColumns(SALES_LINES, HEADER, "x"))
+    assert not bulk.supports(DeliveryColumns(SALES_LINES, [*HEADER, "note"], "x"))
+
+
+def test_the_copy_statement_names_the_contract_columns_in_the_files_order():
+    columns = DeliveryColumns(SALES_LINES, ["Net_Amount", *HEADER[:5], *HEADER[6:]], "x")
+    statement = bulk.copy_statement(columns).as_string(None)
+    assert statement.startswith('copy "raw"."sales_lines" ("net_amount", "line_id", "order_id"')
+    assert statement.endswith("from stdin with (format csv, freeze)")
+
+
+def test_the_collected_client_ids_are_the_distinct_ones_of_the_passing_chunks():
+    ids = check(collect="client_id")
+    for n in range(3):
+        assert ids.rows(chunk(GOOD.format(n=n), GOOD.format(n=n + 10), GOOD.format(n=1))) == 3
+    assert ids.rows(chunk(GOOD.format(n=99), "L1,O1,C1,bad,1,1,completed,\n")) is None  # not collected
+    assert sorted(ids.distinct_csv().decode().split()) == sorted(
+        f'"C{n}"' for n in {0, 1, 2, 10, 11, 12})
+
+
+def test_checked_chunks_pass_every_chunk_in_order_and_raise_a_reader_error():
+    chunks = [chunk(GOOD.format(n=n)) for n in range(10)]
+    assert [c for c, _ in bulk.checked_chunks(iter(chunks), check())] == chunks
+
+    def failing():
+        yield chunks[0]
+        raise OSError("the file went away")
+
+    with pytest.raises(OSError, match="went away"):
+        list(bulk.checked_chunks(failing(), check()))
+
+
+def test_a_consumer_that_stops_early_stops_the_reader():
+    closed = []
+
+    def endless():
+        try:
+            while True:
+                yield chunk(GOOD.format(n=1))
+        finally:
+            closed.append(True)
+
+    for _ in bulk.checked_chunks(endless(), check()):
+        break
+    assert closed == [True]
+
+
+def test_a_new_files_checksum_is_taken_while_it_is_read(tmp_path):
+    path = tmp_path / "sales_lines_x.csv"
+    path.write_bytes(("line_id,order_id\n" + "".join(f"L{n},O{n}\n" for n in range(5000))).encode())
+    delivery = read_file(str(path), SALES_LINES, chunk_bytes=4096)
+    assert delivery.checksum is None
+    assert b"".join(delivery.chunks).startswith(b"L0,O0")
+    assert (delivery.checksum, delivery.size_bytes) == (hashlib.sha256(path.read_bytes()).hexdigest(),
+                                                        path.stat().st_size)
+    again = delivery.reopen()
+    assert again.checksum == delivery.checksum and b"".join(again.chunks).startswith(b"L0,O0")
