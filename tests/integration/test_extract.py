@@ -142,6 +142,24 @@ def test_a_correction_with_a_newer_updated_at_wins(sql_setup):
     assert raw_lines(warehouse_dsn)["L1"][0] == 80
 
 
+def test_a_key_twice_in_the_source_table_on_a_first_load_is_read_again_and_quarantined(sql_setup):
+    """The bulk path copies both rows; the key build refuses them; the table is read a second
+    time and loaded the usual way, which keeps the first row and quarantines the second."""
+    warehouse_dsn, source_dsn, _ = sql_setup
+    settings = settings_for(warehouse_dsn, source_dsn, "/nonexistent", quarantine_max_share=0.5)
+    put_lines(source_dsn, ("L1", "C1", "2025-01-01", 10, at("2025-01-01", 9)),
+              ("L2", "C1", "2025-01-01", 20, at("2025-01-01", 10)))
+    with psycopg.connect(source_dsn) as conn:  # the source has no key: L1 again, updated later
+        conn.execute(f"insert into public.sales_lines ({SALES_COLUMNS}) values "
+                     "('L1', 'O-L1', 'C1', '2025-01-01', 1, 11, null, 'P1', 'direct', 'completed', %s)",
+                     (at("2025-01-01", 11),))
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
+    assert (result.rows_read, result.rows_inserted, result.rows_quarantined) == (3, 2, 1)
+    assert [reason for _, _, reason, _ in quarantine(warehouse_dsn)] == [
+        "duplicate line_id L1 in this delivery (first at row 1)"]
+    assert {k: v[0] for k, v in raw_lines(warehouse_dsn).items()} == {"L1": 10, "L2": 20}
+
+
 @pytest.mark.parametrize("path", ["bulk", "usual"])
 def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_setup, monkeypatch, path):
     """The first load into an empty table takes the bulk path (straight into raw); a later

@@ -126,6 +126,12 @@ def read_sql_table(
     whose ``updated_at`` is NULL (they cannot be placed in time, so every run re-reads
     them; the upsert makes that idempotent). A table without ``updated_at`` is read whole.
     """
+    yield _sql_delivery(source_dsn, entity, updated_after, updated_until, timezone, schema, chunk_bytes)
+
+
+def _sql_delivery(source_dsn: str, entity: Entity, updated_after: dt.datetime | None, updated_until: dt.datetime,
+                  timezone: str, schema: str, chunk_bytes: int) -> Delivery:
+    """The table read as one delivery; its connection closes when the last block has been read."""
     conn = psycopg.connect(source_dsn, autocommit=True)
     try:
         conn.execute("set datestyle = 'ISO'")
@@ -135,32 +141,31 @@ def read_sql_table(
             header = [c.name for c in conn.execute(sql.SQL("select * from {} limit 0").format(table)).description]
         except psycopg.errors.UndefinedTable:
             raise SourceError(f"source table {schema}.{entity.name} does not exist") from None
-        columns = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(h)) for h in header)
-        query = sql.SQL("select {} from {}").format(columns, table)
-        if "updated_at" in header:
-            query += sql.SQL(
-                " where (updated_at <= {until} and ({after}::timestamptz is null or updated_at > {after}))"
-                " or updated_at is null order by updated_at nulls first").format(
-                until=sql.Literal(updated_until), after=sql.Literal(updated_after))
-        statement = sql.SQL("copy ({}) to stdout with (format csv)").format(query)
-
-        def blocks() -> Iterator[bytes]:
-            try:
-                with conn.cursor() as cur, cur.copy(statement) as copy:
-                    for block in copy:
-                        yield bytes(block)
-            finally:
-                conn.close()
-
-        def reopen() -> Delivery:
-            return next(read_sql_table(source_dsn, entity, updated_after, updated_until, timezone, schema,
-                                       chunk_bytes))
-
-        yield Delivery(entity, "sql", f"{schema}.{entity.name}", header, record_chunks(blocks(), chunk_bytes),
-                       reopen=reopen)
     except BaseException:
         conn.close()
         raise
+    columns = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(h)) for h in header)
+    query = sql.SQL("select {} from {}").format(columns, table)
+    if "updated_at" in header:
+        query += sql.SQL(
+            " where (updated_at <= {until} and ({after}::timestamptz is null or updated_at > {after}))"
+            " or updated_at is null order by updated_at nulls first").format(
+            until=sql.Literal(updated_until), after=sql.Literal(updated_after))
+    statement = sql.SQL("copy ({}) to stdout with (format csv)").format(query)
+
+    def blocks() -> Iterator[bytes]:
+        try:
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                for block in copy:
+                    yield bytes(block)
+        finally:
+            conn.close()
+
+    def reopen() -> Delivery:
+        return _sql_delivery(source_dsn, entity, updated_after, updated_until, timezone, schema, chunk_bytes)
+
+    return Delivery(entity, "sql", f"{schema}.{entity.name}", header, record_chunks(blocks(), chunk_bytes),
+                    reopen=reopen)
 
 
 # ------------------------------------------------------------------------- file drops
