@@ -528,13 +528,13 @@ def test_a_bad_row_sends_only_its_own_chunk_to_the_careful_checks(warehouse_dsn,
 # straight into raw (bulk.py). Each case below is loaded on its own into an empty table,
 # once by the bulk path and once with it turned off; both must store and quarantine the same.
 BULK_SALES_HEADER = "line_id,order_id,client_id,order_date,quantity,net_amount,cost_amount,status,updated_at"
-BULK_SALES_CASES = {  # name: (rows after line_id, the bulk path keeps the rows it checked)
+BULK_SALES_CASES = {  # name: (rows after line_id, the bulk path copies some of them and keeps them)
     "plain": (["O,C,2025-01-10,1,10.50,,completed,2025-01-10 10:00:00+00"], True),
     "ts_forms": (["O,C,2025-01-09,-1,-20.5,-5,returned,2025-01-10 10:00:00.123+05:30",
                   "O,C,2025-01-09,2,1e2,.5,cancelled,2025-01-10T10:00:00Z", "O,C,2025-01-09,2,3,4,completed,"], True),
     "ts_local": (["O,C,2025-01-09,1,10,,completed,2025-01-10 23:30:00"], True),  # read in the session's zone
     "no_optional_columns": (["O,C,2025-01-10,1,10,,completed,"], True),
-    # Valid, but written in forms the SQL path rewrites: their chunk takes the SQL path.
+    # Valid, but written in forms the SQL path rewrites: such a row takes the SQL path.
     "status_case": (["O,C,2025-01-10,1,10,,Completed,"], False),
     "status_empty": (["O,C,2025-01-10,1,10,,,"], False),
     "quoted_empty": (['O,C,2025-01-10,1,10,"",completed,'], False),
@@ -557,6 +557,12 @@ BULK_SALES_CASES = {  # name: (rows after line_id, the bulk path keeps the rows 
                            "O,C,2025-01-10,1,11,,completed,"], False),
     # A key twice: the key build fails, the delivery is loaded the usual way (the first stays).
     "duplicate_key": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,11,,completed,"], False),
+    # Good and bad rows in one chunk: the good ones are copied, the others take the SQL path
+    # (which quarantines the bad and loads the valid-but-rewritten).
+    "mixed": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,NaN,,completed,",
+               "O,C,2025-01-10,1,12,,Completed,", "O,C,2025-01-10,1,13,,completed,2025-01-10T09:00:00Z"], True),
+    # The same key copied and held back: rolled back, loaded the usual way.
+    "duplicate_split": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,11,,Cancelled,"], False),
 }
 BULK_CONTACT_CASES = {
     "past": (["2025-01-09 09:00,call,7", "2025-01-09T23:00:00+01:00,visit,"], True),
@@ -571,7 +577,7 @@ def load_each_on_its_own(dsn, tmp_path, name, header, rows, entity, bulk_load=Tr
     folder = tmp_path / name
     folder.mkdir(parents=True)
     key = "line_id" if entity == "sales_lines" else "contact_id"
-    numbered = [f"{key[0].upper()}_{name}_{i if name != 'duplicate_key' else 0},{row}" if row else ""
+    numbered = [f"{key[0].upper()}_{name}_{i if not name.startswith('duplicate') else 0},{row}" if row else ""
                 for i, row in enumerate(rows)]
     (folder / f"{entity}_{name}.csv").write_text(header + "\n" + "\n".join(numbered) + "\n")
     with psycopg.connect(dsn) as conn:
@@ -615,7 +621,7 @@ def test_the_bulk_path_stores_and_quarantines_exactly_what_the_usual_path_does(w
 
     # The bulk path kept exactly the clean cases (the others it left, or rolled back).
     assert kept_by_bulk >= {n for _, _, n, (_, keeps) in cases if keeps}
-    rolled_back = {"ts_offset_too_far", "duplicate_key"}
+    rolled_back = {"ts_offset_too_far", "duplicate_key", "duplicate_split"}
     assert kept_by_bulk == {n for _, _, n, (_, keeps) in cases if keeps} | rolled_back
     for name in rolled_back:  # copied, then rolled back: loaded and quarantined the usual way
         assert with_bulk[name][1], name

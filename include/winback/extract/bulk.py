@@ -30,6 +30,7 @@ import io
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +44,15 @@ from winback.extract.validation import DeliveryColumns
 _CHECKED_TYPES = ("text", "numeric", "integer", "date", "timestamp")
 # Read-ahead of the checking thread: bounded, so memory follows the chunk size, not the file.
 _READ_AHEAD = 2
+# Row by row, values in these forms only (by column name, else by type) go straight into raw.
+_ROW_PATTERNS = {
+    "numeric": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$",
+    "integer": r"^[+-]?[0-9]{1,9}$",
+    "nps_score": r"^([0-9]|10)$",
+    "date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+                 r"([+-](0[0-9]|1[0-5])(:?[0-5][0-9])?|Z)?$",
+}
 # Distinct values of the collected column are merged every so many chunks.
 _COMPACT_EVERY = 64
 
@@ -59,6 +69,19 @@ def copy_statement(columns: DeliveryColumns) -> sql.Composed:
     names = sql.SQL(", ").join(sql.Identifier(contract_name[n]) for n in columns.landing)
     return sql.SQL("copy {} ({}) from stdin with (format csv, freeze)").format(
         sql.Identifier("raw", columns.entity.name), names)
+
+
+@dataclass
+class Verdict:
+    """What becomes of one chunk: its records for the COPY into raw and the rows held back
+    for the SQL path, or (a record Arrow cannot read, a blank line, a NUL byte) the whole
+    chunk for the SQL path."""
+
+    rows: int = 0  # records in the chunk
+    copy: bytes = b""  # CSV records to COPY straight into raw
+    copy_rows: int = 0
+    held_back: list[tuple] = field(default_factory=list)  # (position in the chunk, *values as text)
+    staged_whole: bool = False
 
 
 class ChunkCheck:
@@ -83,20 +106,42 @@ class ChunkCheck:
             column_types={n: pa.string() for n in columns.landing}, null_values=[""],
             strings_can_be_null=True, quoted_strings_can_be_null=False)
 
-    def rows(self, chunk: bytes) -> int | None:
-        """The chunk's row count if every row passes, else None."""
-
+    def check(self, chunk: bytes) -> Verdict:
+        """Which rows of the chunk go straight into raw and which take the SQL path."""
         # NUL bytes COPY refuses; a blank line COPY reads as a short row, the SQL path skips it.
         if b"\x00" in chunk or chunk[:1] in (b"\n", b"\r") or b"\n\n" in chunk or b"\n\r\n" in chunk:
-            return None
+            return Verdict(staged_whole=True)
         try:
             table = pacsv.read_csv(io.BytesIO(chunk), read_options=self.read_options,
                                    parse_options=self.parse_options, convert_options=self.convert_options)
         except pa.ArrowInvalid:  # ragged rows, bytes that are not UTF-8
-            return None
+            return Verdict(staged_whole=True)
         # The SQL path reads a quoted empty field as NULL, COPY as ''. Without a "" in the
         # chunk there is none.
-        quoted_empty = b'""' in chunk
+        if self._passes(table, quoted_empty=b'""' in chunk):  # the usual case: the chunk as it is
+            self._collect(table)
+            return Verdict(rows=table.num_rows, copy=chunk, copy_rows=table.num_rows)
+        # A row held the chunk back: split it. The rows that pass the row checks are checked
+        # again as a whole, so the chunk checks above stay the only judge of what is copied.
+        passing = self._row_mask(table)
+        good = table.filter(passing)
+        if good.num_rows and not self._passes(good, quoted_empty=True):
+            return Verdict(staged_whole=True)
+        held = table.filter(pc.invert(passing))
+        positions = pc.indices_nonzero(pc.invert(passing)).to_pylist()
+        rows = list(zip(positions, *(held.column(i).to_pylist() for i in range(held.num_columns)), strict=True))
+        copy = b""
+        if good.num_rows:
+            out = io.BytesIO()
+            # Arrow writes a NULL as an empty field and quotes a value only where CSV needs it:
+            # COPY reads back exactly the values parsed here.
+            pacsv.write_csv(good, out, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+            copy = out.getvalue()
+            self._collect(good)
+        return Verdict(rows=table.num_rows, copy=copy, copy_rows=good.num_rows, held_back=rows)
+
+    def _passes(self, table: pa.Table, quoted_empty: bool) -> bool:
+        """Whether every row of the table keeps the contract as written (whole columns at once)."""
         event = self.columns.entity.event_date
         for column in self.columns.entity.columns:
             source = self.columns.source_of[column.name]
@@ -104,11 +149,11 @@ class ChunkCheck:
                 continue
             values = table.column(source)
             if column.required and values.null_count:
-                return None
+                return False
             if quoted_empty and pc.any(pc.equal(values, "")).as_py():
-                return None
+                return False
             if column.name == "status" and (values.null_count or not pc.all(pc.is_in(values, self.statuses)).as_py()):
-                return None  # the SQL path stores it lower-cased, 'completed' when empty
+                return False  # the SQL path stores it lower-cased, 'completed' when empty
             if values.null_count == len(values):
                 continue
             try:
@@ -120,25 +165,60 @@ class ChunkCheck:
                     if column.name == "nps_score":
                         low, high = pc.min_max(numbers).values()
                         if low.as_py() < 0 or high.as_py() > 10:
-                            return None
+                            return False
                 elif column.type == "date":
                     # Arrow reads exactly YYYY-MM-DD and checks the calendar; year 0 PostgreSQL refuses.
                     pc.cast(values, pa.date32())
                     low, high = pc.min_max(values).values()
                     if low.as_py() < "0001" or (column.name == event and high.as_py() > self.as_of):
-                        return None
+                        return False
                 elif column.type == "timestamp":
                     _cast_timestamps(values)
                     low, high = pc.min_max(values).values()
                     if low.as_py() < "0001" or (column.name == event and high.as_py()[:10] > self.day_before):
-                        return None
+                        return False
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                return None
+                return False
+        return True
+
+    def _row_mask(self, table: pa.Table):
+        """Per row: whether it keeps the contract as written. Patterns stricter than the
+        contract (no exponent, no padding, 'T' or a space before the time, offsets up to 15
+        hours): a valid row they miss only takes the SQL path."""
+        event = self.columns.entity.event_date
+        mask = None  # never None at the end: the key column is always there
+        for column in self.columns.entity.columns:
+            source = self.columns.source_of[column.name]
+            if source is None:
+                continue
+            values = table.column(source)
+            checks = [pc.not_equal(values, "")]  # NULL stays NULL here: allowed unless required
+            if column.name == "status":
+                checks.append(pc.is_in(values, self.statuses))
+            elif column.name in _ROW_PATTERNS:
+                checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.name]))
+            elif column.type in _ROW_PATTERNS:
+                checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.type]))
+            if column.type in ("date", "timestamp"):
+                day = pc.utf8_slice_codeunits(values, 0, 10)
+                checks.append(pc.not_equal(pc.utf8_slice_codeunits(values, 0, 4), "0000"))
+                # A date the calendar does not have parses to NULL.
+                checks.append(pc.is_valid(pc.strptime(pc.fill_null(day, "2000-01-01"), format="%Y-%m-%d", unit="s",
+                                                      error_is_null=True)))
+                if column.name == event:
+                    checks.append(pc.less_equal(day, self.as_of if column.type == "date" else self.day_before))
+            if column.required:
+                checks.append(pc.is_valid(values))
+            for check in checks:
+                check = pc.fill_null(check, True)
+                mask = check if mask is None else pc.and_(mask, check)
+        return mask
+
+    def _collect(self, table: pa.Table) -> None:
         if self.collect:
             self._distinct.append(pc.unique(table.column(self.collect)).drop_null())
             if len(self._distinct) >= _COMPACT_EVERY:
                 self._compact()
-        return table.num_rows
 
     def _compact(self) -> None:
 
@@ -185,7 +265,7 @@ def _cast_timestamps(values) -> None:
     pc.cast(pc.filter(values, pc.invert(zoned)), pa.timestamp("us"))
 
 
-def checked_chunks(chunks: Iterator[bytes], check: ChunkCheck) -> Iterator[tuple[bytes, int | None]]:
+def checked_chunks(chunks: Iterator[bytes], check: ChunkCheck) -> Iterator[tuple[bytes, Verdict]]:
     """The chunks with their check, read and checked one step ahead in a thread of their own,
     so the checks of one chunk run while PostgreSQL copies the one before."""
     handoff: queue.Queue = queue.Queue(maxsize=_READ_AHEAD)
@@ -204,7 +284,7 @@ def checked_chunks(chunks: Iterator[bytes], check: ChunkCheck) -> Iterator[tuple
     def produce() -> None:
         try:
             for chunk in chunks:
-                if not put((chunk, check.rows(chunk))):
+                if not put((chunk, check.check(chunk))):
                     return
             put(done)
         except BaseException as exc:  # handed to the consumer, raised there

@@ -326,8 +326,9 @@ class RawLoader:
 
     def _stage_bulk(self, conn: psycopg.Connection, delivery: Delivery, landing: _Landing, index: int,
                     result: LoadResult) -> int:
-        """Clean chunks by COPY straight into raw, the others through the landing table into
-        ``_incoming`` (numbered as their rows in the delivery); then ``_finish_bulk``.
+        """Clean rows by COPY straight into raw, the others (a chunk's held-back rows, or a
+        chunk Arrow cannot read) through the landing table into ``_incoming``, numbered as
+        their rows in the delivery; then ``_finish_bulk``.
         Raises ``_BulkRefused`` when the rows cannot stay (the caller rolls back and loads
         the delivery the usual way). Returns the rows moved to ``_incoming``."""
         columns = landing.columns
@@ -341,19 +342,27 @@ class RawLoader:
                     raise _BulkRefused(f"COPY read {cur.rowcount} rows where the checks counted {expected}")
 
             try:
-                for chunk, count in bulk.checked_chunks(delivery.chunks, check):
-                    if count is not None:
+                for chunk, verdict in bulk.checked_chunks(delivery.chunks, check):
+                    if verdict.copy_rows:
                         if not expected:
                             copy = copying.enter_context(cur.copy(statement))
-                        bulk_write(copy, chunk)
-                        expected += count
-                        rows += count
+                        bulk_write(copy, verdict.copy)
+                        expected += verdict.copy_rows
+                    if not verdict.staged_whole and not verdict.held_back:
+                        rows += verdict.rows
                         continue
                     if expected:
                         end_copy()
                         direct, expected = direct + expected, 0
-                    landing.number_from(conn, rows + 1)
-                    rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object)
+                    if verdict.staged_whole:
+                        landing.number_from(conn, rows + 1)
+                        rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object)
+                    else:  # the held-back rows, numbered as in the delivery
+                        conn.execute("truncate _landing")
+                        copy_chunk(cur, landing.slow, [(rows + 1 + position, *values)
+                                                       for position, *values in verdict.held_back])
+                        landed = len(verdict.held_back)
+                        rows += verdict.rows
                     moved += self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
                 if expected:
                     end_copy()
