@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from winback.extract.contract import SALES_STATUSES
+from winback.extract.contract import SALES_STATUSES, Column
 from winback.extract.validation import DeliveryColumns
 
 # Types the client checks know; an entity with another (boolean) always takes the usual path.
@@ -92,6 +92,8 @@ class ChunkCheck:
         gives at the end (the client ids, checked against raw.clients after the load)."""
 
         self.columns = columns
+        # The contract columns the delivery has, with their names in it.
+        self.present = [(c, columns.source_of[c.name]) for c in columns.entity.columns if columns.source_of[c.name]]
         self.collect = columns.source_of.get(collect) if collect else None
         self._distinct: list = []
         self.as_of = as_of.isoformat()
@@ -118,14 +120,22 @@ class ChunkCheck:
             return Verdict(staged_whole=True)
         # The SQL path reads a quoted empty field as NULL, COPY as ''. Without a "" in the
         # chunk there is none.
-        if self._passes(table, quoted_empty=b'""' in chunk):  # the usual case: the chunk as it is
+        quoted_empty = b'""' in chunk
+        failing = [(column, source) for column, source in self.present
+                   if not self._column_passes(column, table.column(source), quoted_empty)]
+        if not failing:  # the usual case: the chunk goes as it is
             self._collect(table)
             return Verdict(rows=table.num_rows, copy=chunk, copy_rows=table.num_rows)
-        # A row held the chunk back: split it. The rows that pass the row checks are checked
-        # again as a whole, so the chunk checks above stay the only judge of what is copied.
-        passing = self._row_mask(table)
+        # A row held the chunk back: split it by the columns that failed. The rows that pass
+        # the row checks are checked again as whole columns, so the column checks stay the
+        # only judge of what is copied.
+        passing = None
+        for column, source in failing:
+            rows_ok = self._row_mask(column, table.column(source))
+            passing = rows_ok if passing is None else pc.and_(passing, rows_ok)
         good = table.filter(passing)
-        if good.num_rows and not self._passes(good, quoted_empty=True):
+        if good.num_rows and not all(self._column_passes(column, good.column(source), True)
+                                     for column, source in failing):
             return Verdict(staged_whole=True)
         held = table.filter(pc.invert(passing))
         positions = pc.indices_nonzero(pc.invert(passing)).to_pylist()
@@ -140,78 +150,64 @@ class ChunkCheck:
             self._collect(good)
         return Verdict(rows=table.num_rows, copy=copy, copy_rows=good.num_rows, held_back=rows)
 
-    def _passes(self, table: pa.Table, quoted_empty: bool) -> bool:
-        """Whether every row of the table keeps the contract as written (whole columns at once)."""
-        event = self.columns.entity.event_date
-        for column in self.columns.entity.columns:
-            source = self.columns.source_of[column.name]
-            if source is None:
-                continue
-            values = table.column(source)
-            if column.required and values.null_count:
-                return False
-            if quoted_empty and pc.any(pc.equal(values, "")).as_py():
-                return False
-            if column.name == "status" and (values.null_count or not pc.all(pc.is_in(values, self.statuses)).as_py()):
-                return False  # the SQL path stores it lower-cased, 'completed' when empty
-            if values.null_count == len(values):
-                continue
-            try:
-                if column.type == "numeric":
-                    # Arrow's decimal reads no NaN or infinity, which the contract refuses.
-                    pc.cast(values, pa.decimal128(38, 10))
-                elif column.type == "integer":
-                    numbers = pc.cast(values, pa.int32())
-                    if column.name == "nps_score":
-                        low, high = pc.min_max(numbers).values()
-                        if low.as_py() < 0 or high.as_py() > 10:
-                            return False
-                elif column.type == "date":
-                    # Arrow reads exactly YYYY-MM-DD and checks the calendar; year 0 PostgreSQL refuses.
-                    pc.cast(values, pa.date32())
-                    low, high = pc.min_max(values).values()
-                    if low.as_py() < "0001" or (column.name == event and high.as_py() > self.as_of):
-                        return False
-                elif column.type == "timestamp":
-                    _cast_timestamps(values)
-                    low, high = pc.min_max(values).values()
-                    if low.as_py() < "0001" or (column.name == event and high.as_py()[:10] > self.day_before):
-                        return False
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                return False
+    def _column_passes(self, column: Column, values: pa.ChunkedArray, quoted_empty: bool) -> bool:
+        """Whether every value of one column keeps the contract as written."""
+        if column.required and values.null_count:
+            return False
+        if quoted_empty and pc.any(pc.equal(values, "")).as_py():
+            return False
+        if column.name == "status" and (values.null_count or not pc.all(pc.is_in(values, self.statuses)).as_py()):
+            return False  # the SQL path stores it lower-cased, 'completed' when empty
+        if values.null_count == len(values):
+            return True
+        event = column.name == self.columns.entity.event_date
+        try:
+            if column.type == "numeric":
+                # Arrow's decimal reads no NaN or infinity, which the contract refuses.
+                pc.cast(values, pa.decimal128(38, 10))
+            elif column.type == "integer":
+                numbers = pc.cast(values, pa.int32())
+                if column.name == "nps_score":
+                    low, high = pc.min_max(numbers).values()
+                    return low.as_py() >= 0 and high.as_py() <= 10
+            elif column.type == "date":
+                # Arrow reads exactly YYYY-MM-DD and checks the calendar; year 0 PostgreSQL refuses.
+                pc.cast(values, pa.date32())
+                low, high = pc.min_max(values).values()
+                return low.as_py() >= "0001" and not (event and high.as_py() > self.as_of)
+            elif column.type == "timestamp":
+                _cast_timestamps(values)
+                low, high = pc.min_max(values).values()
+                return low.as_py() >= "0001" and not (event and high.as_py()[:10] > self.day_before)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return False
         return True
 
-    def _row_mask(self, table: pa.Table):
-        """Per row: whether it keeps the contract as written. Patterns stricter than the
-        contract (no exponent, no padding, 'T' or a space before the time, offsets up to 15
-        hours): a valid row they miss only takes the SQL path."""
-        event = self.columns.entity.event_date
-        mask = None  # never None at the end: the key column is always there
-        for column in self.columns.entity.columns:
-            source = self.columns.source_of[column.name]
-            if source is None:
-                continue
-            values = table.column(source)
-            checks = [pc.not_equal(values, "")]  # NULL stays NULL here: allowed unless required
-            if column.name == "status":
-                checks.append(pc.is_in(values, self.statuses))
-            elif column.name in _ROW_PATTERNS:
-                checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.name]))
-            elif column.type in _ROW_PATTERNS:
-                checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.type]))
-            if column.type in ("date", "timestamp"):
-                day = pc.utf8_slice_codeunits(values, 0, 10)
-                checks.append(pc.not_equal(pc.utf8_slice_codeunits(values, 0, 4), "0000"))
-                # A date the calendar does not have parses to NULL.
-                checks.append(pc.is_valid(pc.strptime(pc.fill_null(day, "2000-01-01"), format="%Y-%m-%d", unit="s",
-                                                      error_is_null=True)))
-                if column.name == event:
-                    checks.append(pc.less_equal(day, self.as_of if column.type == "date" else self.day_before))
-            if column.required:
-                checks.append(pc.is_valid(values))
-            for check in checks:
-                check = pc.fill_null(check, True)
-                mask = check if mask is None else pc.and_(mask, check)
+    def _row_mask(self, column: Column, values: pa.ChunkedArray) -> pa.ChunkedArray:
+        """Per row: whether the column's value keeps the contract as written. Patterns stricter
+        than the contract (no exponent, no padding, 'T' or a space before the time, offsets up
+        to 15 hours): a valid row they miss only takes the SQL path."""
+        checks = [pc.not_equal(values, "")]  # NULL stays NULL here: allowed unless required
+        if column.name == "status":
+            checks.append(pc.is_in(values, self.statuses))
+        elif column.name in _ROW_PATTERNS:
+            checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.name]))
+        elif column.type in _ROW_PATTERNS:
+            checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.type]))
+        if column.type in ("date", "timestamp"):
+            day = pc.utf8_slice_codeunits(values, 0, 10)
+            checks.append(pc.not_equal(pc.utf8_slice_codeunits(values, 0, 4), "0000"))
+            # A date the calendar does not have parses to NULL.
+            checks.append(pc.is_valid(pc.strptime(pc.fill_null(day, "2000-01-01"), format="%Y-%m-%d", unit="s",
+                                                  error_is_null=True)))
+            if column.name == self.columns.entity.event_date:
+                checks.append(pc.less_equal(day, self.as_of if column.type == "date" else self.day_before))
+        if column.required:
+            checks.append(pc.is_valid(values))
+        mask = None
+        for check in checks:
+            check = pc.fill_null(check, True)
+            mask = check if mask is None else pc.and_(mask, check)
         return mask
 
     def _collect(self, table: pa.Table) -> None:

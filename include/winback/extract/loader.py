@@ -62,6 +62,11 @@ class _NotAllRowsPassed(Exception):
     """The cheap checks held back a row: the careful checks must find out why."""
 
 
+# Held-back rows of the bulk path are checked in SQL in batches of at most this many: a few
+# bad rows scattered through a file do not break the COPY into raw at every chunk.
+_HELD_BACK_ROWS = 10_000
+
+
 class _BulkRefused(Exception):
     """The rows of the bulk path cannot stay: roll it back, load the delivery the usual way."""
 
@@ -335,11 +340,24 @@ class RawLoader:
         check = bulk.ChunkCheck(columns, self.as_of, collect="client_id" if self._references_clients() else None)
         statement = bulk.copy_statement(columns)
         rows = moved = direct = expected = 0
+        held: list[tuple] = []  # held-back rows, numbered, waiting for the SQL path
         with conn.cursor() as cur, contextlib.ExitStack() as copying:
             def end_copy() -> None:
-                copying.close()
-                if cur.rowcount != expected:
-                    raise _BulkRefused(f"COPY read {cur.rowcount} rows where the checks counted {expected}")
+                nonlocal direct, expected
+                if expected:
+                    copying.close()
+                    if cur.rowcount != expected:
+                        raise _BulkRefused(f"COPY read {cur.rowcount} rows where the checks counted {expected}")
+                    direct, expected = direct + expected, 0
+
+            def flush_held() -> int:
+                """Land the held-back rows and check them in SQL (one COPY ends for it)."""
+                end_copy()
+                conn.execute("truncate _landing")
+                copy_chunk(cur, landing.slow, held)
+                landed = len(held)
+                held.clear()
+                return self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
 
             try:
                 for chunk, verdict in bulk.checked_chunks(delivery.chunks, check):
@@ -348,25 +366,19 @@ class RawLoader:
                             copy = copying.enter_context(cur.copy(statement))
                         bulk_write(copy, verdict.copy)
                         expected += verdict.copy_rows
-                    if not verdict.staged_whole and not verdict.held_back:
-                        rows += verdict.rows
-                        continue
-                    if expected:
-                        end_copy()
-                        direct, expected = direct + expected, 0
                     if verdict.staged_whole:
+                        end_copy()
                         landing.number_from(conn, rows + 1)
                         rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object)
-                    else:  # the held-back rows, numbered as in the delivery
-                        conn.execute("truncate _landing")
-                        copy_chunk(cur, landing.slow, [(rows + 1 + position, *values)
-                                                       for position, *values in verdict.held_back])
-                        landed = len(verdict.held_back)
-                        rows += verdict.rows
-                    moved += self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
-                if expected:
-                    end_copy()
-                    direct += expected
+                        moved += self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
+                        continue
+                    held.extend((rows + 1 + position, *values) for position, *values in verdict.held_back)
+                    rows += verdict.rows
+                    if len(held) >= _HELD_BACK_ROWS:
+                        moved += flush_held()
+                if held:
+                    moved += flush_held()
+                end_copy()
             except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
                 raise _BulkRefused(f"COPY refused a row ({str(exc).splitlines()[0]})") from exc
         self._finish_bulk(conn, index)
