@@ -16,6 +16,23 @@ BLOCK = 8 << 20
 TO_SQL_CAP = 200_000
 
 
+def with_bad_rows(csv_file: Path, out_file: Path, every: int = 1000) -> int:
+    """Copy the file with every ``every``-th record's net_amount replaced by 'x' (not a number):
+    a first load with a few bad rows scattered through it. Returns how many were spoiled.
+    Expects the generator's files: one record per line, net_amount the sixth field, no quotes."""
+    spoiled = 0
+    with open(csv_file, "rb") as source, open(out_file, "wb") as target:
+        target.write(source.readline())  # the header
+        for number, line in enumerate(source, start=1):
+            if number % every == 0:
+                fields = line.split(b",")
+                fields[5] = b"x"
+                line = b",".join(fields)
+                spoiled += 1
+            target.write(line)
+    return spoiled
+
+
 def plain_copy(dsn: str, csv_file: Path) -> dict:
     """``COPY ... FROM STDIN (FORMAT csv, HEADER)`` of the file's bytes into an empty, unindexed
     table; the time covers reading the file, the COPY and the commit."""

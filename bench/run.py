@@ -158,6 +158,25 @@ class Bench:
             self.dbs.drop(warehouse)
         entity = staged.result["entities"]["sales_lines"]
         out["staged"] = {**entity, "rows_per_s": entity["rows_read"] / entity["seconds"]}
+        # And the first load of the same file with one row in 1,000 not a number: the bad rows
+        # are quarantined, the others still go straight into raw.
+        dirty_dir = files_dir.parent / "files-with-bad-rows"
+        dirty_dir.mkdir(exist_ok=True)
+        spoiled = baselines.with_bad_rows(csv_file, dirty_dir / csv_file.name)
+        warehouse = self.dbs.create(f"{name.lower()}_load", bootstrap=True)
+        try:
+            log(f"{name}: one more extract, with {spoiled:,} bad rows in the file")
+            dirty = self.child("extract", ["--kind", "files", "--entities", "sales_lines", "--as-of",
+                                           self.as_of.isoformat(), "--warehouse", warehouse, "--landing",
+                                           str(dirty_dir)], f"{name}-extract-file-bad-rows",
+                               env={"WINBACK_QUARANTINE_MAX_SHARE": "0.01"})
+        finally:
+            self.dbs.drop(warehouse)
+            shutil.rmtree(dirty_dir, ignore_errors=True)
+        entity = dirty.result["entities"]["sales_lines"]
+        if entity["rows_quarantined"] != spoiled:
+            raise RuntimeError(f"{entity['rows_quarantined']} rows quarantined, {spoiled} were spoiled")
+        out["with_bad_rows"] = {**entity, "rows_per_s": entity["rows_read"] / entity["seconds"]}
         if name == self.profile_size:
             from winback.config import Settings
 
