@@ -307,6 +307,22 @@ def test_quarantine_share_above_the_limit_fails_and_loads_nothing(warehouse_dsn,
         assert conn.execute("select count(*) from audit.landed_files").fetchone()[0] == 0
 
 
+def test_a_crlf_file_with_a_bad_row_keeps_the_bulk_path(warehouse_dsn, tmp_path, monkeypatch):
+    """Chunks copied as they are and chunks written out again go into one COPY: their line
+    endings must agree, or PostgreSQL refuses the COPY and the file is read a second time."""
+    from winback.extract import sources
+
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", chunk_bytes=1024)
+    lines = [f"L{i:03d},O1,C1,2025-01-10,1,{i if i != 150 else 'x'}" for i in range(1, 201)]
+    (tmp_path / "sales_lines_x.csv").write_bytes(
+        ("line_id,order_id,client_id,order_date,quantity,net_amount\r\n" + "\r\n".join(lines) + "\r\n").encode())
+    monkeypatch.setattr(sources, "read_file", lambda *a, **k: pytest.fail("the file was read a second time"))
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (result.rows_read, result.rows_inserted, result.rows_quarantined) == (200, 199, 1)
+    assert [(row, reason) for _, row, reason, _ in quarantine(warehouse_dsn)] == [
+        (150, "net_amount is not a number: 'x'")]
+
+
 def test_a_first_load_above_the_limit_empties_what_the_bulk_path_copied(warehouse_dsn, tmp_path):
     """Clean chunks went straight into raw before the bad ones were counted: all of it goes."""
     settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", chunk_bytes=1024)

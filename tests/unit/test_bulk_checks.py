@@ -82,6 +82,17 @@ def test_a_row_that_is_bad_or_rewritten_by_the_sql_path_is_held_back_alone(row):
         GOOD.format(n=0).strip().split(","), GOOD.format(n=2).strip().split(",")]
 
 
+def test_rows_written_out_again_end_their_lines_as_the_file_does():
+    """One COPY reads every chunk of a file: a chunk that went as it was sets the line ending."""
+    for eol in ("\n", "\r\n"):
+        rows = [GOOD.format(n=0), "L1,O1,C1,2025-01-10,1,NaN,completed,\n", GOOD.format(n=2)]
+        verdict = check().check(chunk(*(r.replace("\n", eol) for r in rows)))
+        assert verdict.copy_rows == 2
+        assert verdict.copy.count(eol.encode()) == 2 and verdict.copy.endswith(eol.encode())
+        if eol == "\n":
+            assert b"\r" not in verdict.copy
+
+
 @pytest.mark.parametrize("raw", [b"\n" + GOOD.format(n=1).encode(), chunk(GOOD.format(n=1), "\n", GOOD.format(n=2)),
                                  chunk(GOOD.format(n=1)).replace(b"O1", b"O\x001"),
                                  chunk(GOOD.format(n=1)).replace(b"O1", b"O\xff1")])
