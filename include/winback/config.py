@@ -87,9 +87,9 @@ class Settings(BaseSettings):
 
     lookback_days: int = Field(default=3, ge=0, le=365)
     quarantine_max_share: float = Field(default=0.05, ge=0.0, le=1.0)
-    # Bytes of CSV per COPY chunk: bounds memory (the extract's peak is about 7 chunks above
-    # the interpreter's), and the unit a bad row sends down the slow path. 1 MiB loads as fast
-    # as larger chunks (measured: bench/).
+    # Bytes of CSV per COPY chunk: bounds memory (the extract's peak grows by about 9-14 MB per
+    # MB of chunk: the chunks read ahead and their Arrow tables, bench/), and the unit a bad row
+    # sends down the slow path. 1 MiB loads as fast as larger chunks (measured: bench/).
     chunk_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
     # First loads into an empty raw table COPY clean chunks straight into it (extract/bulk.py),
     # holding an exclusive lock on it until the commit. Off: every load stages (the benchmark
