@@ -307,6 +307,19 @@ def test_quarantine_share_above_the_limit_fails_and_loads_nothing(warehouse_dsn,
         assert conn.execute("select count(*) from audit.landed_files").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("bulk_load", [True, False])
+def test_the_same_row_in_two_files_of_a_first_load_keeps_the_later_file(warehouse_dsn, tmp_path, bulk_load):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", bulk_load=bulk_load)
+    for name in ("a", "b"):
+        (tmp_path / f"sales_lines_{name}.csv").write_text(
+            "line_id,order_id,client_id,order_date,quantity,net_amount\nL1,O1,C1,2025-01-10,1,10\n")
+    result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (result.rows_inserted, result.rows_updated, result.rows_unchanged) == (1, 0, 0)
+    with psycopg.connect(warehouse_dsn) as conn:
+        source = conn.execute("select _source_object from raw.sales_lines").fetchone()[0]
+    assert source.endswith("sales_lines_b.csv")
+
+
 def test_a_crlf_file_with_a_bad_row_keeps_the_bulk_path(warehouse_dsn, tmp_path, monkeypatch):
     """Chunks copied as they are and chunks written out again go into one COPY: their line
     endings must agree, or PostgreSQL refuses the COPY and the file is read a second time."""
@@ -577,12 +590,15 @@ BULK_SALES_CASES = {  # name: (rows after line_id, the bulk path copies some of 
     # (which quarantines the bad and loads the valid-but-rewritten).
     "mixed": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,NaN,,completed,",
                "O,C,2025-01-10,1,12,,Completed,", "O,C,2025-01-10,1,13,,completed,2025-01-10T09:00:00Z"], True),
+    # A quote inside a field: PostgreSQL reads C"9"9 as C99, Arrow not; the SQL path decides.
+    "quote_mid_field": (['O,C"9"9,2025-01-10,1,10,,completed,', "O,C,2025-01-10,1,NaN,,completed,"], False),
     # The same key copied and held back: rolled back, loaded the usual way.
     "duplicate_split": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,11,,Cancelled,"], False),
 }
 BULK_CONTACT_CASES = {
-    "past": (["2025-01-09 09:00,call,7", "2025-01-09T23:00:00+01:00,visit,"], True),
+    "past": (["2025-01-08 09:00,call,7", "2025-01-08T23:00:00+01:00,visit,"], True),
     "on_the_as_of_day": (["2025-01-10 09:00,call,7"], False),  # its zone decides: the SQL path
+    "far_west_offset": (["2025-01-09T23:59:00-15:59,call,"], False),  # two days may move it past D
     "nps_high": (["2025-01-09 09:00,call,11"], False),
     "nps_decimal": (["2025-01-09 09:00,call,5.0"], False),
 }

@@ -44,7 +44,7 @@ def test_a_clean_chunk_passes_whole_with_its_row_count():
     "L1,O1,C1,2025-01-10,1,10,completed,2025-01-10T10:00:00Z\n",
     "L1,O1,C1,2025-01-10,1,10,completed,2025-01-10 10:00:00\n",  # no zone: the session's, in both paths
     "L1,O1,C1,2025-01-10,-1,1e2,returned,\n",
-    'L1,"O ""quoted"" 1",C1,2025-01-10,1,10,cancelled,\n',  # "" inside a quoted value is no empty field
+    'L1,"O, 1",C1,2025-01-10,1,10,cancelled,\n',
 ])
 def test_valid_rows_written_as_copy_reads_them_pass(row):
     assert passes_whole(check(), chunk(GOOD.format(n=0), row))
@@ -93,6 +93,14 @@ def test_rows_written_out_again_end_their_lines_as_the_file_does():
             assert b"\r" not in verdict.copy
 
 
+@pytest.mark.parametrize("row", ['L1,O1,C"9"9,2025-01-10,1,10,completed,\n', 'L1,"O ""quoted"" 1",C1,2025-01-10,1,10,,\n'])
+def test_a_quote_inside_a_value_sends_the_chunk_whole_to_the_sql_path(row):
+    """PostgreSQL reads a quote inside a field as the start of a quoted part (C"9"9 is C99),
+    Arrow as a character: only PostgreSQL's reading of the bytes may count."""
+    verdict = check(collect="client_id").check(chunk(GOOD.format(n=0), row))
+    assert verdict.staged_whole and not verdict.copy_rows
+
+
 @pytest.mark.parametrize("raw", [b"\n" + GOOD.format(n=1).encode(), chunk(GOOD.format(n=1), "\n", GOOD.format(n=2)),
                                  chunk(GOOD.format(n=1)).replace(b"O1", b"O\x001"),
                                  chunk(GOOD.format(n=1)).replace(b"O1", b"O\xff1")])
@@ -101,12 +109,14 @@ def test_blank_lines_nul_bytes_and_bad_utf8_send_their_chunk_whole_to_the_sql_pa
     assert verdict.staged_whole and not verdict.copy_rows
 
 
-def test_a_contact_dated_on_the_as_of_day_is_left_to_the_sql_path():
+def test_a_contact_near_the_as_of_day_is_left_to_the_sql_path():
     """Its time zone decides whether it lies after D: only the SQL path knows the session's."""
     contacts = check(["contact_id", "contact_at", "channel", "nps_score"], CONTACTS)
-    assert passes_whole(contacts, b"K1,2025-01-09 23:00:00+01:00,call,7\n")
-    for held in (b"K1,2025-01-10 01:00:00+05:00,call,7\n", b"K1,2025-01-09 09:00:00,call,11\n"):  # nps 0-10
-        verdict = contacts.check(b"K0,2025-01-09 09:00:00,call,7\n" + held)
+    assert passes_whole(contacts, b"K1,2025-01-08 23:00:00+01:00,call,7\n")
+    # 23:59 at -15:59 on the 9th is the 11th in Tokyo: two days of margin before D.
+    for held in (b"K1,2025-01-10 01:00:00+05:00,call,7\n", b"K1,2025-01-09T23:59:00-15:59,call,7\n",
+                 b"K1,2025-01-08 09:00:00,call,11\n"):  # nps_score outside 0-10
+        verdict = contacts.check(b"K0,2025-01-08 09:00:00,call,7\n" + held)
         assert verdict.copy_rows == 1 and [p for p, *_ in verdict.held_back] == [1]
 
 

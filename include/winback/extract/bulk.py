@@ -100,9 +100,10 @@ class ChunkCheck:
         self.collect = columns.source_of.get(collect) if collect else None
         self._distinct: list = []
         self.as_of = as_of.isoformat()
-        # A timestamp's written date may move by a day in the session's time zone: only
-        # dates before D are surely not after it; the SQL path decides the rest.
-        self.day_before = (as_of - dt.timedelta(days=1)).isoformat()
+        # A timestamp written with a zone offset (up to 15:59 either way) may fall up to two
+        # days later in the session's zone (up to +14:00): only dates two days before D are
+        # surely not after it; the SQL path decides the rest.
+        self.last_sure_day = (as_of - dt.timedelta(days=2)).isoformat()
         self.statuses = _string_array(sorted(SALES_STATUSES))
         self.read_options = pacsv.ReadOptions(column_names=columns.landing, use_threads=False)
         self.parse_options = pacsv.ParseOptions(newlines_in_values=True)
@@ -120,6 +121,11 @@ class ChunkCheck:
             table = pacsv.read_csv(io.BytesIO(chunk), read_options=self.read_options,
                                    parse_options=self.parse_options, convert_options=self.convert_options)
         except pa.ArrowInvalid:  # ragged rows, bytes that are not UTF-8
+            return Verdict(staged_whole=True)
+        # A quote inside a field: PostgreSQL reads it as the start of a quoted part, Arrow as a
+        # character (`C"9"9` is C99 to one, C"9"9 to the other). Only PostgreSQL's reading counts.
+        if b'"' in chunk and any(pc.any(pc.match_substring(table.column(name), '"')).as_py()
+                                 for name in self.columns.landing):
             return Verdict(staged_whole=True)
         # The SQL path reads a quoted empty field as NULL, COPY as ''. Without a "" in the
         # chunk there is none.
@@ -184,7 +190,7 @@ class ChunkCheck:
             elif column.type == "timestamp":
                 _cast_timestamps(values)
                 low, high = pc.min_max(values).values()
-                return low.as_py() >= "0001" and not (event and high.as_py()[:10] > self.day_before)
+                return low.as_py() >= "0001" and not (event and high.as_py()[:10] > self.last_sure_day)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return False
         return True
@@ -207,7 +213,7 @@ class ChunkCheck:
             checks.append(pc.is_valid(pc.strptime(pc.fill_null(day, "2000-01-01"), format="%Y-%m-%d", unit="s",
                                                   error_is_null=True)))
             if column.name == self.columns.entity.event_date:
-                checks.append(pc.less_equal(day, self.as_of if column.type == "date" else self.day_before))
+                checks.append(pc.less_equal(day, self.as_of if column.type == "date" else self.last_sure_day))
         if column.required:
             checks.append(pc.is_valid(values))
         mask = None

@@ -540,7 +540,10 @@ class RawLoader:
                 source=source, target=target, key=key, own=own)).fetchone()[0]
             latest = sql.SQL(" and (t.updated_at is null or i.updated_at >= t.updated_at)") \
                 if entity.has_updated_at else sql.SQL("")
-            conn.execute(update + own + latest)
+            # Also when only the metadata differs: the later delivery's row is the one kept.
+            conn.execute(sql.SQL("update {target} as t set {assignments}, _loaded_at = now() from {source} as i "
+                                 "where t.{key} = i.{key}").format(
+                target=target, assignments=assignments, source=source, key=key) + own + latest)
             update += sql.SQL(" and t._load_id <> {}").format(sql.Literal(result.load_id))
         if entity.has_updated_at:
             update += sql.SQL(" and (i.updated_at is null or t.updated_at is null or i.updated_at >= t.updated_at)")
