@@ -526,9 +526,10 @@ class RawLoader:
             sql.SQL(", ").join(sql.SQL("i.{}").format(sql.Identifier(c)) for c in business))
         assignments = sql.SQL(", ").join(
             sql.SQL("{0} = i.{0}").format(sql.Identifier(c)) for c in [*business, "_source_object", "_load_id"])
-        update = sql.SQL("update {target} as t set {assignments}, _loaded_at = now() from {source} as i "
-                         "where t.{key} = i.{key} and {changed}").format(
-            target=target, assignments=assignments, source=source, key=key, changed=changed)
+        same_key = sql.SQL("update {target} as t set {assignments}, _loaded_at = now() from {source} as i "
+                           "where t.{key} = i.{key}").format(
+            target=target, assignments=assignments, source=source, key=key)
+        update = same_key + sql.SQL(" and ") + changed
         own_keys = 0
         if self.bulk_rows:
             # Keys the bulk path copied in this same load: as among the deliveries of one load,
@@ -541,9 +542,7 @@ class RawLoader:
             latest = sql.SQL(" and (t.updated_at is null or i.updated_at >= t.updated_at)") \
                 if entity.has_updated_at else sql.SQL("")
             # Also when only the metadata differs: the later delivery's row is the one kept.
-            conn.execute(sql.SQL("update {target} as t set {assignments}, _loaded_at = now() from {source} as i "
-                                 "where t.{key} = i.{key}").format(
-                target=target, assignments=assignments, source=source, key=key) + own + latest)
+            conn.execute(same_key + own + latest)
             update += sql.SQL(" and t._load_id <> {}").format(sql.Literal(result.load_id))
         if entity.has_updated_at:
             update += sql.SQL(" and (i.updated_at is null or t.updated_at is null or i.updated_at >= t.updated_at)")
