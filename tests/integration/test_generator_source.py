@@ -14,7 +14,7 @@ from winback.generator import GeneratorConfig, GeneratorError, advance_one_day, 
 
 pytestmark = pytest.mark.integration
 
-# Column names and types of the data contract (shared/spec/data-contract.md).
+# Column names and types of the data contract (docs/data-contract.md).
 TABLES = {
     "sales_lines": [("line_id", "text"), ("order_id", "text"), ("client_id", "text"), ("order_date", "date"),
                     ("quantity", "numeric"), ("net_amount", "numeric"), ("cost_amount", "numeric"),

@@ -1,4 +1,4 @@
-"""The metric contract (``spec/metrics.md``, v1) in plain Python: a test oracle.
+"""The metric contract (``docs/metrics.md``, v1) in plain Python: a test oracle.
 
 Every function takes the raw inputs (sales lines, contacts) and the as-of date ``D`` and
 recomputes one figure family from the contract text, as literally as possible. Speed does

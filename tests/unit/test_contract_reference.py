@@ -1,6 +1,6 @@
 """The reference implementation of the metric contract, on tiny hand-made examples.
 
-Every expected value below was worked out by hand from ``spec/metrics.md`` (dates with a
+Every expected value below was worked out by hand from ``docs/metrics.md`` (dates with a
 calendar: e.g. 2024-01-01 + 181 days = 2024-06-30, 2024 being a leap year), never copied
 from the reference's own output. L = 180 days unless a test says otherwise.
 """

@@ -24,7 +24,7 @@ import pytest
 
 from winback.generator import GeneratorConfig, main, write_files
 
-# Column names exactly as in shared/spec/data-contract.md.
+# Column names exactly as in docs/data-contract.md.
 CONTRACT = {
     "sales_lines": ["line_id", "order_id", "client_id", "order_date", "quantity", "net_amount", "cost_amount",
                     "product_id", "channel", "status", "updated_at"],

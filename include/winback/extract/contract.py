@@ -1,6 +1,6 @@
 """The input data contract (v1) as data: entities, their columns, types and keys.
 
-This mirrors ``shared/spec/data-contract.md``; the raw tables in ``sql/bootstrap.sql``
+This mirrors ``docs/data-contract.md``; the raw tables in ``sql/bootstrap.sql``
 have the same columns. Validation, readers and the loader all work from these specs.
 """
 
