@@ -14,6 +14,7 @@ return windows, ...) are *not* defined here: they live once, as dbt vars in
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import functools
 import json
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +53,28 @@ def _default_project_dir() -> Path:
 
 def _config_file(project_dir: Path) -> Path:
     return Path(os.environ.get("WINBACK_CONFIG_FILE") or project_dir / "winback.toml")
+
+
+class FileSettings(BaseModel):
+    """How exported files are written, when detection is not enough (``[files]`` in winback.toml).
+    Unset: detected per file (a ``;`` header means ``;`` and a decimal comma; bytes that are
+    not UTF-8 but Windows-1251 text mean ``cp1251``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delimiter: Literal[",", ";", "\t", "|"] | None = None
+    decimal: Literal[".", ","] | None = None
+    encoding: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r} (e.g. 'utf-8', 'cp1251')") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -91,6 +114,12 @@ class Settings(BaseSettings):
     # MB of chunk: the chunks read ahead and their Arrow tables, bench/), and the unit a bad row
     # sends down the slow path. 1 MiB loads as fast as larger chunks (measured: bench/).
     chunk_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
+    # Exported files: delimiter, decimal mark and encoding when detection is not enough.
+    files: FileSettings = Field(default_factory=FileSettings)
+    # Per entity, the export's header for a contract column, e.g. [columns.sales_lines]
+    # order_date = "Дата" (docs/data-contract.md).
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+
     # First loads into an empty raw table COPY clean chunks straight into it (extract/bulk.py),
     # holding an exclusive lock on it until the commit. Off: every load stages (the benchmark
     # measures both).
@@ -145,6 +174,23 @@ class Settings(BaseSettings):
             raise ValueError("must be a PostgreSQL URI such as postgresql://user:password@host:5432/dbname")
         return value
 
+    @field_validator("columns")
+    @classmethod
+    def _known_contract_columns(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        if not value:
+            return value
+        from winback.extract.contract import ENTITIES
+
+        for entity, mapping in value.items():
+            if entity not in ENTITIES:
+                raise ValueError(f"[columns.{entity}]: no entity {entity!r} in the data contract "
+                                 f"({', '.join(ENTITIES)})")
+            unknown = set(mapping) - set(ENTITIES[entity].column_names)
+            if unknown:
+                raise ValueError(f"[columns.{entity}] maps {', '.join(sorted(unknown))}, which the contract's "
+                                 f"{entity} does not have (it has {', '.join(ENTITIES[entity].column_names)})")
+        return value
+
     @model_validator(mode="after")
     def _known_metric_vars(self) -> Settings:
         unknown = set(self.metric_overrides) - set(metric_contract_defaults(self.project_dir))
@@ -184,6 +230,12 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_warehouse(self) -> bool:
         return self.warehouse_url is None
+
+    def file_format(self):
+        """The landing files' format as the readers take it (``extract.formats.FileFormat``)."""
+        from winback.extract.formats import FileFormat
+
+        return FileFormat(self.files.delimiter, self.files.decimal, self.files.encoding, self.columns)
 
     def dbt_vars(self) -> dict[str, Any]:
         """The metric-contract vars with the user's overrides applied (defaults from dbt)."""

@@ -17,11 +17,18 @@ import psycopg
 from winback import warehouse
 from winback.config import Settings, get_settings
 from winback.extract.contract import ENTITIES, Entity
-from winback.extract.loader import DeliveryRejected, LoadResult, QuarantineLimitExceeded, RawLoader
+from winback.extract.formats import FileFormat
+from winback.extract.loader import (
+    DeliveryRejected,
+    LoadResult,
+    QuarantineLimitExceeded,
+    RawLoader,
+    RecordsUnaccounted,
+)
 from winback.extract.sources import Delivery, SourceError, discover_files, file_checksum, read_file, read_sql_table
 
 __all__ = [
-    "ENTITIES", "DeliveryRejected", "LoadResult", "QuarantineLimitExceeded", "SourceError",
+    "ENTITIES", "DeliveryRejected", "LoadResult", "QuarantineLimitExceeded", "RecordsUnaccounted", "SourceError",
     "as_of_for", "extract_entity", "source_kind_for",
 ]
 
@@ -50,7 +57,7 @@ def _watermark(dsn: str, entity: str) -> dt.datetime | None:
     return row[0] if row else None
 
 
-def _new_files(dsn: str, landing: str, entity: Entity, chunk_bytes: int) -> Iterator[Delivery]:
+def _new_files(dsn: str, landing: str, entity: Entity, chunk_bytes: int, fmt: FileFormat) -> Iterator[Delivery]:
     """Files not loaded before (by URL and content checksum), opened one at a time. A URL
     never loaded is new whatever its content: its checksum is taken while it is read, so
     a first load reads each file once."""
@@ -60,11 +67,11 @@ def _new_files(dsn: str, landing: str, entity: Entity, chunk_bytes: int) -> Iter
     seen_urls = {url for url, _ in seen}
     for url in discover_files(landing, entity):
         if url not in seen_urls:
-            yield read_file(url, entity, chunk_bytes=chunk_bytes)
+            yield read_file(url, entity, chunk_bytes=chunk_bytes, fmt=fmt)
             continue
         checksum, size = file_checksum(url)
         if (url, checksum) not in seen:
-            yield read_file(url, entity, checksum, size, chunk_bytes)
+            yield read_file(url, entity, checksum, size, chunk_bytes, fmt)
 
 
 def extract_entity(
@@ -83,7 +90,8 @@ def extract_entity(
                        quarantine_max_share=settings.quarantine_max_share,
                        dag_run_id=dag_run_id, bulk_load=settings.bulk_load)
     if kind == "files":
-        return loader.load(_new_files(dsn, settings.landing, entity, settings.chunk_bytes), "files")
+        return loader.load(_new_files(dsn, settings.landing, entity, settings.chunk_bytes, settings.file_format()),
+                           "files")
 
     before = _watermark(dsn, entity_name)
     lookback = dt.timedelta(days=settings.lookback_days)

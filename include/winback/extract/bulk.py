@@ -55,6 +55,8 @@ _ROW_PATTERNS = {
     "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
                  r"([+-](0[0-9]|1[0-5])(:?[0-5][0-9])?|Z)?$",
 }
+# An identifier with whitespace around it: the SQL path trims it (contract.ID_WHITESPACE).
+_PADDED = r"^[[:space:]\x{a0}]|[[:space:]\x{a0}]$"
 # Distinct values of the collected column are merged every so many chunks. The merge's hash
 # table is the extract's one memory cost that grows with the data: with the distinct client
 # ids (163k at L: +25 MB of peak RSS, bench/). Merging more often did not lower the peak.
@@ -172,6 +174,11 @@ class ChunkCheck:
             return False  # the SQL path stores it lower-cased, 'completed' when empty
         if values.null_count == len(values):
             return True
+        if column.max_chars and pc.max(pc.binary_length(values)).as_py() > column.max_chars \
+                and pc.max(pc.utf8_length(values)).as_py() > column.max_chars:
+            return False  # the SQL path quarantines it with its length
+        if column.is_identifier and pc.any(pc.match_substring_regex(values, _PADDED)).as_py():
+            return False  # the SQL path trims it
         event = column.name == self.columns.entity.event_date
         try:
             if column.type == "numeric":
@@ -206,6 +213,10 @@ class ChunkCheck:
             checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.name]))
         elif column.type in _ROW_PATTERNS:
             checks.append(pc.match_substring_regex(values, _ROW_PATTERNS[column.type]))
+        if column.max_chars:
+            checks.append(pc.less_equal(pc.utf8_length(values), column.max_chars))
+        if column.is_identifier:
+            checks.append(pc.invert(pc.match_substring_regex(values, _PADDED)))
         if column.type in ("date", "timestamp"):
             day = pc.utf8_slice_codeunits(values, 0, 10)
             checks.append(pc.not_equal(pc.utf8_slice_codeunits(values, 0, 4), "0000"))

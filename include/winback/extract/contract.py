@@ -8,12 +8,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Limits the contract states for text values (docs/data-contract.md): a longer value is
+# quarantined. An identifier is also trimmed of surrounding whitespace and must fit a
+# B-tree index entry (PostgreSQL refuses keys over about 2.7 kB).
+MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 10_000
+# What "surrounding whitespace" of an identifier is (the SQL and the client checks agree on it).
+ID_WHITESPACE = " \t\r\n\f\v\u00a0"
+
 
 @dataclass(frozen=True)
 class Column:
     name: str
     type: str  # text | date | numeric | timestamp | integer | boolean
     required: bool = False
+
+    @property
+    def is_identifier(self) -> bool:
+        """A key or a reference to one (``line_id``, ``client_id``, ...): trimmed, at most MAX_ID_CHARS."""
+        return self.name.endswith("_id")
+
+    @property
+    def max_chars(self) -> int | None:
+        if self.type != "text":
+            return None
+        return MAX_ID_CHARS if self.is_identifier else MAX_TEXT_CHARS
 
 
 @dataclass(frozen=True)

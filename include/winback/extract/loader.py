@@ -24,9 +24,7 @@ is recorded as failed even though its data was rolled back.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import io
 import json
 import logging
 import time
@@ -36,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 from psycopg import sql
 
-from winback.extract import bulk
+from winback.extract import bulk, formats
 from winback.extract.contract import Entity
 from winback.extract.sources import Delivery
 from winback.extract.validation import DeliveryColumns, MissingColumnsError
@@ -58,6 +56,10 @@ class DeliveryRejected(RuntimeError):
     """At least one delivery was rejected whole (e.g. a missing required column)."""
 
 
+class RecordsUnaccounted(RuntimeError):
+    """A delivery's records do not add up to loaded + unchanged + superseded + quarantined."""
+
+
 class _NotAllRowsPassed(Exception):
     """The cheap checks held back a row: the careful checks must find out why."""
 
@@ -69,6 +71,29 @@ _HELD_BACK_ROWS = 10_000
 
 class _BulkRefused(Exception):
     """The rows of the bulk path cannot stay: roll it back, load the delivery the usual way."""
+
+
+@dataclass
+class FileAccount:
+    """Where every record of one delivery went (``audit.load_files``), each count measured on its own."""
+
+    delivery: int
+    source_object: str
+    records: int = 0  # as read: COPY's row count, or the records the careful reader found
+    lines: int | None = None  # physical lines after the header (files only)
+    loaded: int = 0  # inserted or updated in raw by this load
+    unchanged: int = 0  # raw already held the same version or a newer one
+    superseded: int = 0  # another version of the key in the same load won
+    quarantined: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.records == self.loaded + self.unchanged + self.superseded + self.quarantined
+
+    def describe(self) -> str:
+        return (f"{self.source_object}: {self.records} records read, but {self.loaded} loaded + {self.unchanged} "
+                f"unchanged + {self.superseded} superseded + {self.quarantined} quarantined = "
+                f"{self.loaded + self.unchanged + self.superseded + self.quarantined}")
 
 
 @dataclass
@@ -88,12 +113,19 @@ class LoadResult:
     unknown_keys: int | None = None
     rejected: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    files: list[FileAccount] = field(default_factory=list)
 
     def summary(self) -> dict:
         data = asdict(self)
+        data.pop("files")
         for key in ("watermark_before", "watermark_after"):
             data[key] = data[key].isoformat() if data[key] else None
         return data
+
+
+def _lines(chunk: bytes) -> int:
+    """Physical lines in a chunk (the last one may lack its line break)."""
+    return chunk.count(b"\n") + (0 if not chunk or chunk.endswith(b"\n") else 1)
 
 
 def copy_chunk(cur: psycopg.Cursor, statement: sql.Composable, chunk: bytes | list[tuple]) -> None:
@@ -194,12 +226,15 @@ class RawLoader:
                 incoming = 0  # rows in _incoming, counted as they move rather than by a scan
                 for index, delivery in enumerate(deliveries):
                     objects.append(delivery.source_object)
+                    read_before = result.rows_read
                     try:
-                        moved, delivery = self._stage(conn, delivery, index, result)
+                        moved, delivery, lines = self._stage(conn, delivery, index, result)
                     except MissingColumnsError as exc:
                         result.rejected.append(str(exc))
                         log.error("%s", exc)
                         continue
+                    result.files.append(FileAccount(index, delivery.source_object, result.rows_read - read_before,
+                                                    lines if delivery.source_kind == "files" else None))
                     incoming += moved
                     result.deliveries += 1
                     if delivery.checksum:  # a file read whole (its checksum may have been taken while reading)
@@ -220,6 +255,7 @@ class RawLoader:
                     )
                 self._upsert(conn, result, incoming)
                 result.rows_inserted += self.bulk_rows
+                self._check_accounts(conn, result)
                 self._record_landed_files(conn, landed, result.load_id)
                 self._advance_watermark(conn, result)
                 result.unknown_keys = self._count_unknown_keys(conn)
@@ -243,22 +279,23 @@ class RawLoader:
             "create temp table _incoming (like {} including defaults) on commit drop").format(raw))
         conn.execute("alter table _incoming add column _row_number bigint, add column _delivery integer")
         conn.execute(
-            "create temp table _rejects (source_object text, row_number bigint, raw_row text, reason text)"
-            " on commit drop")
+            "create temp table _rejects (source_object text, row_number bigint, raw_row text, reason text,"
+            " line_number bigint) on commit drop")
 
     def _stage(self, conn: psycopg.Connection, delivery: Delivery, index: int,
-               result: LoadResult) -> tuple[int, Delivery]:
+               result: LoadResult) -> tuple[int, Delivery, int]:
         """Stage one delivery: by the bulk path when it is the first delivery into an empty raw
         table (see ``bulk``), else chunk by chunk through the text landing table into
-        ``_incoming``. Returns the rows moved to ``_incoming`` and the delivery as last read
-        (the bulk path may have had to read it a second time)."""
+        ``_incoming``. Returns the rows moved to ``_incoming``, the delivery as last read
+        (the bulk path may have had to read it a second time) and its physical lines."""
         columns = DeliveryColumns(self.entity, delivery.header, delivery.source_object)
         result.drift_columns.extend(c for c in columns.drift if c not in result.drift_columns)
         landing = _Landing.create(conn, columns)
         if self.bulk_load and index == 0 and delivery.reopen is not None and bulk.supports(columns) \
                 and self._start_bulk(conn, delivery.source_object, result.load_id):
             try:
-                return self._stage_bulk(conn, delivery, landing, index, result), delivery
+                moved, lines = self._stage_bulk(conn, delivery, landing, index, result)
+                return moved, delivery, lines
             except _BulkRefused as exc:
                 log.info("%s: %s; loading it the usual way", delivery.source_object, exc)
                 conn.execute("rollback to savepoint winback_bulk")
@@ -267,17 +304,20 @@ class RawLoader:
                 delivery = delivery.reopen()
                 landing = _Landing.create(conn, columns)
         rows = moved = 0
+        line = delivery.first_line
         with conn.cursor() as cur:
             for chunk in delivery.chunks:
-                rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object)
+                rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object, line)
                 moved += self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
+                line += _lines(chunk)
         result.rows_read += rows
-        return moved, delivery
+        return moved, delivery, line - delivery.first_line
 
     def _land(self, conn: psycopg.Connection, cur: psycopg.Cursor, landing: _Landing, chunk: bytes, rows: int,
-              source: str) -> tuple[int, int]:
-        """COPY one chunk into the (emptied) landing table, its rows numbered from ``rows + 1``.
-        Returns the rows read so far and the rows of this chunk landed."""
+              source: str, line: int) -> tuple[int, int]:
+        """COPY one chunk (its first record on file line ``line``) into the (emptied) landing
+        table, its rows numbered from ``rows + 1``. Returns the rows read so far and the rows
+        of this chunk landed."""
         conn.execute("truncate _landing")
         try:
             with conn.transaction():  # a savepoint: a chunk COPY can fail on its own
@@ -285,7 +325,7 @@ class RawLoader:
             return rows + cur.rowcount, cur.rowcount
         except psycopg.errors.DataError:  # a ragged row or bytes that are not UTF-8 somewhere
             rows, landed = self._stage_row_by_row(cur, landing.slow, chunk, rows, len(landing.columns.landing),
-                                                  source)
+                                                  source, line)
             # The rolled-back COPY used up row numbers: the next chunk continues after this one.
             landing.number_from(conn, rows + 1)
             return rows, landed
@@ -330,16 +370,17 @@ class RawLoader:
         return True
 
     def _stage_bulk(self, conn: psycopg.Connection, delivery: Delivery, landing: _Landing, index: int,
-                    result: LoadResult) -> int:
+                    result: LoadResult) -> tuple[int, int]:
         """Clean rows by COPY straight into raw, the others (a chunk's held-back rows, or a
         chunk Arrow cannot read) through the landing table into ``_incoming``, numbered as
         their rows in the delivery; then ``_finish_bulk``.
         Raises ``_BulkRefused`` when the rows cannot stay (the caller rolls back and loads
-        the delivery the usual way). Returns the rows moved to ``_incoming``."""
+        the delivery the usual way). Returns the rows moved to ``_incoming`` and the delivery's lines."""
         columns = landing.columns
         check = bulk.ChunkCheck(columns, self.as_of, collect="client_id" if self._references_clients() else None)
         statement = bulk.copy_statement(columns)
         rows = moved = direct = expected = 0
+        line = delivery.first_line
         held: list[tuple] = []  # held-back rows, numbered, waiting for the SQL path
         with conn.cursor() as cur, contextlib.ExitStack() as copying:
             def end_copy() -> None:
@@ -361,6 +402,7 @@ class RawLoader:
 
             try:
                 for chunk, verdict in bulk.checked_chunks(delivery.chunks, check):
+                    chunk_line, line = line, line + _lines(chunk)
                     if verdict.copy_rows:
                         if not expected:
                             copy = copying.enter_context(cur.copy(statement))
@@ -369,7 +411,8 @@ class RawLoader:
                     if verdict.staged_whole:
                         end_copy()
                         landing.number_from(conn, rows + 1)
-                        rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object)
+                        rows, landed = self._land(conn, cur, landing, chunk, rows, delivery.source_object,
+                                                  chunk_line)
                         moved += self._move(conn, columns, landed, delivery.source_object, result.load_id, index)
                         continue
                     held.extend((rows + 1 + position, *values) for position, *values in verdict.held_back)
@@ -389,7 +432,7 @@ class RawLoader:
         conn.execute("release savepoint winback_bulk")
         result.rows_read += rows
         self.bulk_rows = direct
-        return moved
+        return moved, line - delivery.first_line
 
     def _finish_bulk(self, conn: psycopg.Connection, index: int) -> None:
         """Drop the load's defaults, build the key and indexes again, and make sure no key came
@@ -429,39 +472,36 @@ class RawLoader:
         return conn.execute(columns.move_statement(self.as_of, source, load_id, index)).rowcount
 
     def _stage_row_by_row(self, cur: psycopg.Cursor, statement: sql.Composable, chunk: bytes, rows: int,
-                          width: int, source: str) -> tuple[int, int]:
-        """The slow path for a chunk COPY refused: parse it in Python, reject the bad rows.
-        Returns the rows read so far and the rows of this chunk landed."""
+                          width: int, source: str, line: int) -> tuple[int, int]:
+        """The slow path for a chunk COPY refused: read it in Python record by record (a
+        malformed region costs only its own lines, see ``formats.read_records``), land the
+        good rows and reject the others with their file line. Returns the rows read so far
+        and the rows of this chunk landed."""
         good: list[tuple] = []
         bad: list[tuple] = []
         text = chunk.decode("utf-8", errors="surrogateescape")
-        reader = csv.reader(io.StringIO(text, newline=""))
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                rows += 1
-                bad.append((source, rows, json.dumps([]), f"malformed CSV: {exc}"))
-                continue
-            if not values:
-                continue  # a blank line is not a row
+        for start, record in formats.read_records(text, width, ",", line):
             rows += 1
-            joined = "\x1f".join(values)
-            if len(values) != width:
-                bad.append((source, rows, _raw(values), f"row has {len(values)} fields, the header has {width}"))
+            malformed = record if isinstance(record, formats.Malformed) else \
+                formats.Malformed.from_marker(record[0]) if len(record) == 1 else None
+            if malformed is not None:  # read here, or by the rewriting of another file form
+                bad.append((source, rows, malformed.first_line, _raw([malformed.text]), malformed.reason))
+                continue
+            joined = "\x1f".join(record)
+            if len(record) != width:
+                bad.append((source, rows, start, _raw(record), f"row has {len(record)} fields, the header has {width}"))
             elif "\x00" in joined:
-                bad.append((source, rows, _raw(values), "NUL byte in a value"))
+                bad.append((source, rows, start, _raw(record), "NUL byte in a value"))
             else:
                 try:
                     joined.encode("utf-8")
                 except UnicodeEncodeError:
-                    bad.append((source, rows, _raw(values), "undecodable bytes (the file is not valid UTF-8)"))
+                    bad.append((source, rows, start, _raw(record), "undecodable bytes (the file is not valid UTF-8)"))
                     continue
-                good.append((rows, *values))
+                good.append((rows, *record))
         copy_chunk(cur, statement, good)
-        copy_chunk(cur, sql.SQL("copy _rejects (source_object, row_number, raw_row, reason) from stdin"), bad)
+        copy_chunk(cur, sql.SQL("copy _rejects (source_object, row_number, line_number, raw_row, reason) from stdin"),
+                   bad)
         return rows, len(good)
 
     def _reject_duplicates(self, conn: psycopg.Connection, incoming: int) -> int:
@@ -490,8 +530,9 @@ class RawLoader:
 
     def _store_quarantine(self, conn: psycopg.Connection, load_id: int, source_kind: str) -> None:
         conn.execute(
-            """insert into audit.quarantine (load_id, entity, source_kind, source_object, row_number, raw_row, reason)
-               select %s, %s, %s, source_object, row_number, raw_row, reason from _rejects
+            """insert into audit.quarantine (load_id, entity, source_kind, source_object, row_number, line_number,
+                                             raw_row, reason)
+               select %s, %s, %s, source_object, row_number, line_number, raw_row, reason from _rejects
                order by source_object, row_number""",
             (load_id, self.entity.name, source_kind),
         )
@@ -504,6 +545,9 @@ class RawLoader:
         anti-join insert avoids the speculative insertion per row (measured: ~2x faster).
         When the rows are a large share of the table, its primary key is dropped for the two
         statements and built again after them (see ``_drop_primary_key``).
+
+        Each statement reports its rows per delivery, into ``result.files`` (``loaded``,
+        ``superseded``); ``_check_accounts`` counts the rest on its own.
         """
         entity = self.entity
         business = [*entity.column_names, "_extra"]
@@ -511,6 +555,8 @@ class RawLoader:
         target = sql.Identifier("raw", entity.name)
         key = sql.Identifier(entity.key)
         source = sql.SQL("_incoming")
+        accounts = {a.delivery: a for a in result.files}
+        by_object = {a.source_object: a for a in result.files}
         if result.deliveries > 1:
             # Several deliveries may carry the same key: the latest updated_at wins, then
             # the later delivery (a re-delivered file comes after the original).
@@ -520,6 +566,12 @@ class RawLoader:
                                             "select distinct on ({}) * from _incoming order by {}").format(
                 key, order)).rowcount
             source = sql.SQL("_latest")
+            # The versions that lost to another delivery of this load.
+            for delivery, lost in conn.execute(
+                    "select i._delivery, i.n - coalesce(l.n, 0) from (select _delivery, count(*) n from _incoming"
+                    " group by 1) i left join (select _delivery, count(*) n from _latest group by 1) l"
+                    " using (_delivery)"):
+                accounts[delivery].superseded += lost
         primary_key = self._drop_primary_key(conn, incoming)
         changed = sql.SQL("({}) is distinct from ({})").format(
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in business),
@@ -530,32 +582,76 @@ class RawLoader:
                            "where t.{key} = i.{key}").format(
             target=target, assignments=assignments, source=source, key=key)
         update = same_key + sql.SQL(" and ") + changed
-        own_keys = 0
         if self.bulk_rows:
             # Keys the bulk path copied in this same load: as among the deliveries of one load,
             # the latest updated_at wins (an empty one loses), then the later delivery; and each
             # such key counts once, as inserted.
             own = sql.SQL(" and t._load_id = {}").format(sql.Literal(result.load_id))
-            own_keys = conn.execute(sql.SQL("select count(*) from {source} i join {target} t using ({key})"
-                                            " where true{own}").format(
-                source=source, target=target, key=key, own=own)).fetchone()[0]
+            copied = accounts[min(accounts)]  # the bulk path takes a load's first delivery
+            copied.loaded += self.bulk_rows
+            for delivery, count in conn.execute(sql.SQL(
+                    "select i._delivery, count(*) from {source} i join {target} t using ({key})"
+                    " where true{own} group by 1").format(source=source, target=target, key=key, own=own)):
+                accounts[delivery].superseded += count  # until it is found to have won, below
             latest = sql.SQL(" and (t.updated_at is null or i.updated_at >= t.updated_at)") \
                 if entity.has_updated_at else sql.SQL("")
             # Also when only the metadata differs: the later delivery's row is the one kept.
-            conn.execute(same_key + own + latest)
+            for delivery, won in self._per_delivery(conn, same_key + own + latest):
+                accounts[delivery].superseded -= won
+                accounts[delivery].loaded += won
+                copied.loaded -= won
+                copied.superseded += won
             update += sql.SQL(" and t._load_id <> {}").format(sql.Literal(result.load_id))
         if entity.has_updated_at:
             update += sql.SQL(" and (i.updated_at is null or t.updated_at is null or i.updated_at >= t.updated_at)")
-        result.rows_updated = conn.execute(update).rowcount
-        result.rows_inserted = conn.execute(sql.SQL(
+        result.rows_updated = 0
+        for delivery, count in self._per_delivery(conn, update):
+            accounts[delivery].loaded += count
+            result.rows_updated += count
+        insert = sql.SQL(
             "insert into {target} ({cols}, _source_object, _load_id) "
             "select {cols}, _source_object, _load_id from {source} as i "
-            "where not exists (select from {target} as t where t.{key} = i.{key})").format(
-            target=target, cols=cols, source=source, key=key)).rowcount
+            "where not exists (select from {target} as t where t.{key} = i.{key}) returning _source_object").format(
+            target=target, cols=cols, source=source, key=key)
+        result.rows_inserted = 0
+        for source_object, count in conn.execute(
+                sql.SQL("with added as ({}) select _source_object, count(*) from added group by 1").format(insert)):
+            by_object[source_object].loaded += count
+            result.rows_inserted += count
         if primary_key:
             conn.execute(sql.SQL("alter table {} add constraint {} primary key ({})").format(
                 target, sql.Identifier(primary_key), key))
-        result.rows_unchanged = incoming - result.rows_inserted - result.rows_updated - own_keys
+        # Unchanged: versions whose key raw holds from an earlier load (the same, or newer).
+        for delivery, count in conn.execute(sql.SQL(
+                "select i._delivery, count(*) from {source} i join {target} t using ({key})"
+                " where t._load_id <> {load} group by 1").format(
+                source=source, target=target, key=key, load=sql.Literal(result.load_id))):
+            accounts[delivery].unchanged += count
+        result.rows_unchanged = sum(a.unchanged for a in result.files)
+
+    @staticmethod
+    def _per_delivery(conn: psycopg.Connection, update: sql.Composable) -> list[tuple[int, int]]:
+        """Run an UPDATE of raw from ``_incoming``/``_latest`` (alias ``i``); its rows per delivery."""
+        return conn.execute(sql.SQL("with changed as ({} returning i._delivery) "
+                                    "select _delivery, count(*) from changed group by 1").format(update)).fetchall()
+
+    def _check_accounts(self, conn: psycopg.Connection, result: LoadResult) -> None:
+        """Count each delivery's quarantined records, check that every record read is
+        accounted for, and store the accounts in ``audit.load_files``. A record unaccounted
+        for fails the load (nothing is committed), naming the delivery."""
+        by_object = {a.source_object: a for a in result.files}
+        for source_object, count in conn.execute("select source_object, count(*) from _rejects group by 1"):
+            by_object[source_object].quarantined += count
+        wrong = [a.describe() for a in result.files if not a.balanced]
+        if wrong:
+            raise RecordsUnaccounted(f"{self.entity.name}: records unaccounted for, nothing was loaded: "
+                                     + "; ".join(wrong))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into audit.load_files (load_id, delivery, source_object, records, lines, loaded, unchanged,"
+                " superseded, quarantined) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(result.load_id, a.delivery, a.source_object, a.records, a.lines, a.loaded, a.unchanged,
+                  a.superseded, a.quarantined) for a in result.files])
 
     def _drop_primary_key(self, conn: psycopg.Connection, incoming: int) -> str | None:
         """Drop the raw table's primary key when the incoming rows are at least as many as the

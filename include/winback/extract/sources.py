@@ -20,10 +20,14 @@ import fsspec
 import psycopg
 from psycopg import sql
 
+from winback.extract import formats
 from winback.extract.contract import Entity
+from winback.extract.formats import FileFormat
 
-FILE_SUFFIXES = (".csv", ".parquet")
+FILE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 BLOCK_BYTES = 1 << 20  # the default chunk (config.chunk_bytes) and the checksum's read size
+# No record within the contract's limits (validation.MAX_TEXT_CHARS per value) comes near this.
+MAX_RECORD_BYTES = 4 << 20
 
 
 @dataclass
@@ -37,6 +41,8 @@ class Delivery:
     size_bytes: int | None = None
     # The same delivery read again from its start (the loader's bulk path may need a second read).
     reopen: Callable[[], Delivery] | None = None
+    # The line of the file its first record starts on (after the header), for quarantine rows.
+    first_line: int = 1
 
 
 class SourceError(RuntimeError):
@@ -48,7 +54,10 @@ def record_chunks(blocks: Iterable[bytes], min_bytes: int = BLOCK_BYTES) -> Iter
 
     A newline ends a record when an even number of quote characters precede it (RFC 4180
     escapes a quote by doubling it, so the parity is exact), which lets us cut without
-    parsing.
+    parsing. An unterminated quote breaks that parity for the rest of the file: when no
+    record ends within ``MAX_RECORD_BYTES`` (far more than a record within the contract's
+    limits can take), the chunk is cut at the last line break instead, so memory stays
+    bounded and the loader's record reader finds the stray quote (``formats.read_records``).
     """
     pending: list[bytes] = []
     size = 0
@@ -59,6 +68,8 @@ def record_chunks(blocks: Iterable[bytes], min_bytes: int = BLOCK_BYTES) -> Iter
             continue
         buffer = b"".join(pending)
         cut = _last_record_end(buffer)
+        if cut <= 0 and size >= max(min_bytes, MAX_RECORD_BYTES):
+            cut = buffer.rfind(b"\n") + 1
         if cut <= 0:
             pending, size = [buffer], len(buffer)
             continue
@@ -79,8 +90,8 @@ def _last_record_end(buffer: bytes) -> int:
     return -1
 
 
-def _split_header(blocks: Iterator[bytes]) -> tuple[list[str], Iterator[bytes]]:
-    """Parse the header record off the front of a CSV byte stream."""
+def _split_header(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """Cut the header record off the front of a CSV byte stream: its bytes and the rest."""
     buffer = b""
     for block in blocks:
         buffer += block
@@ -90,15 +101,13 @@ def _split_header(blocks: Iterator[bytes]) -> tuple[list[str], Iterator[bytes]]:
     else:
         end = len(buffer)
     head, rest = buffer[:end], buffer[end:]
-    text = head.decode("utf-8-sig", errors="replace")
-    header = next(csv.reader(io.StringIO(text)), []) if text.strip() else []
 
     def remaining() -> Iterator[bytes]:
         if rest:
             yield rest
         yield from blocks
 
-    return header, remaining()
+    return head, remaining()
 
 
 def _first_record_end(buffer: bytes) -> int:
@@ -194,23 +203,72 @@ def file_checksum(url: str) -> tuple[str, int]:
 
 
 def read_file(url: str, entity: Entity, checksum: str | None = None, size: int | None = None,
-              chunk_bytes: int = BLOCK_BYTES) -> Delivery:
+              chunk_bytes: int = BLOCK_BYTES, fmt: FileFormat | None = None) -> Delivery:
     """One file as a delivery. Without a checksum, a CSV file's checksum and size are taken
-    while it is read: they are set on the delivery once the last byte has been read."""
-    def reopen() -> Delivery:
-        return read_file(url, entity, delivery.checksum, delivery.size_bytes, chunk_bytes)
+    while it is read: they are set on the delivery once the last byte has been read.
 
-    if url.endswith(".parquet"):
+    A CSV file in another form than the loader's (``;``, a decimal comma, Windows-1251:
+    detected, or set in ``fmt``) and an ``.xlsx`` workbook are rewritten as it on the way
+    (see ``formats``); headers are renamed by the column mapping of ``fmt``."""
+    fmt = fmt or FileFormat()
+
+    def reopen() -> Delivery:
+        return read_file(url, entity, delivery.checksum, delivery.size_bytes, chunk_bytes, fmt)
+
+    if url.endswith((".parquet", ".xlsx")):
         if checksum is None:
             checksum, size = file_checksum(url)
-        delivery = _read_parquet(url, entity, checksum, size, reopen)
+        reader = _read_parquet if url.endswith(".parquet") else _read_xlsx
+        delivery = reader(url, entity, checksum, size, reopen, fmt, chunk_bytes)
         return delivery
     blocks = _file_blocks(url, chunk_bytes)
+    # The checksum may be complete before the delivery exists (a small file is read whole
+    # while its format is detected): kept here until then.
+    taken: dict = {}
     if checksum is None:
-        blocks = _checksummed(blocks, lambda digest, total: _set_checksum(delivery, digest, total))
-    header, rest = _split_header(blocks)
-    delivery = Delivery(entity, "files", url, header, record_chunks(rest, chunk_bytes), checksum, size, reopen)
+        def done(digest: str, total: int) -> None:
+            taken["checksum"] = (digest, total)
+            if "delivery" in taken:
+                _set_checksum(taken["delivery"], digest, total)
+
+        blocks = _checksummed(blocks, done)
+    head, rest = _split_header(blocks)
+    sample, rest = _peek(rest, 1)  # the first block after the header: enough to tell the encoding
+    encoding = fmt.encoding or formats.sniff_encoding(head + sample)
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    delimiter = fmt.delimiter or formats.sniff_delimiter(text.splitlines()[0] if text.strip() else "")
+    decimal = fmt.decimal or ("," if delimiter == ";" else ".")
+    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), []) if text.strip() else []
+    header = formats.map_header(header, entity, fmt)
+    first_line = head.count(b"\n") + 1
+    chunks = record_chunks(rest, chunk_bytes)
+    if delimiter != "," or decimal != ".":
+        chunks = formats.rewrite_csv(chunks, header, entity, encoding, delimiter, decimal, first_line)
+    elif encoding not in ("utf-8", "utf-8-sig"):
+        chunks = formats.reencode(chunks, encoding)
+    delivery = taken["delivery"] = Delivery(entity, "files", url, header, chunks, checksum, size, reopen, first_line)
+    if "checksum" in taken:
+        _set_checksum(delivery, *taken["checksum"])
     return delivery
+
+
+def _peek(blocks: Iterator[bytes], at_least: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first ``at_least`` bytes of a stream (or all of it) and the whole stream again."""
+    taken: list[bytes] = []
+    size = 0
+    for block in blocks:
+        taken.append(block)
+        size += len(block)
+        if size >= at_least:
+            break
+    sample = b"".join(taken)
+
+    def again() -> Iterator[bytes]:
+        if sample:
+            yield sample
+        yield from blocks
+
+    return sample[:at_least], again()
 
 
 def _checksummed(blocks: Iterable[bytes], done: Callable[[str, int], None]) -> Iterator[bytes]:
@@ -234,7 +292,8 @@ def _file_blocks(url: str, block_bytes: int) -> Iterator[bytes]:
             yield block
 
 
-def _read_parquet(url: str, entity: Entity, checksum: str, size: int, reopen: Callable[[], Delivery]) -> Delivery:
+def _read_parquet(url: str, entity: Entity, checksum: str, size: int, reopen: Callable[[], Delivery],
+                  fmt: FileFormat, chunk_bytes: int) -> Delivery:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -245,7 +304,7 @@ def _read_parquet(url: str, entity: Entity, checksum: str, size: int, reopen: Ca
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         handle.close()
         raise SourceError(f"{url}: not a readable Parquet file: {exc}") from None
-    header = list(parquet.schema_arrow.names)
+    header = formats.map_header(list(parquet.schema_arrow.names), entity, fmt)
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -259,3 +318,22 @@ def _read_parquet(url: str, entity: Entity, checksum: str, size: int, reopen: Ca
             handle.close()
 
     return Delivery(entity, "files", url, header, chunks(), checksum, size, reopen)
+
+
+def _read_xlsx(url: str, entity: Entity, checksum: str, size: int, reopen: Callable[[], Delivery],
+               fmt: FileFormat, chunk_bytes: int) -> Delivery:
+    """The first sheet of a workbook: header in its first row, a record per row after it."""
+    handle = fsspec.open(url, "rb").open()
+    try:
+        header, rows = formats.xlsx_rows(handle, entity, fmt)
+    except Exception as exc:  # calamine raises its own types for a file it cannot read
+        handle.close()
+        raise SourceError(f"{url}: not a readable .xlsx workbook: {exc}") from None
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from formats.rows_to_chunks(rows, chunk_bytes)
+        finally:
+            handle.close()
+
+    return Delivery(entity, "files", url, header, chunks(), checksum, size, reopen, first_line=2)

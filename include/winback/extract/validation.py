@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from winback.extract.contract import SALES_STATUSES, Entity
+from winback.extract.contract import ID_WHITESPACE, SALES_STATUSES, Entity
 
 # ISO 8601 only: PostgreSQL alone would also accept '10/01/2025' under some DateStyles.
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -44,11 +44,13 @@ _BOOLEANS_FALSE = ("false", "f", "0", "no", "n")
 class MissingColumnsError(ValueError):
     """A delivery lacks a required column: nothing is loaded from it."""
 
-    def __init__(self, entity: str, source_object: str, missing: Sequence[str]):
+    def __init__(self, entity: str, source_object: str, missing: Sequence[str], header: Sequence[str] = ()):
         self.missing = tuple(missing)
+        shown = ", ".join(repr(h) for h in header[:20]) + (", ..." if len(header) > 20 else "")
         super().__init__(
             f"{entity}: {source_object} has no required column {', '.join(repr(m) for m in missing)}; "
-            "nothing was loaded from it"
+            f"nothing was loaded from it. Its header: {shown or 'none'}. If the export names the column "
+            f"otherwise, map it in winback.toml: [columns.{entity}] {missing[0]} = \"<its header>\""
         )
 
 
@@ -75,8 +77,9 @@ class DeliveryColumns:
             by_lower.setdefault(name.lower(), name)
         missing = [c for c in entity.required if c not in by_lower]
         if missing:
-            raise MissingColumnsError(entity.name, source_object, missing)
+            raise MissingColumnsError(entity.name, source_object, missing, header)
         self.source_of = {c: by_lower.get(c) for c in entity.column_names}
+        self._identifiers = {c.name for c in entity.columns if c.is_identifier}
         used = {v for v in self.source_of.values() if v}
         # Columns the contract does not know are kept as JSON (schema drift), never dropped.
         self.drift = [n for n in self.landing if n not in used]
@@ -86,6 +89,8 @@ class DeliveryColumns:
         if source is None:
             return sql.SQL("null::text")
         # COPY already reads an unquoted empty field as NULL; a quoted "" is empty text.
+        if column in self._identifiers:  # keys are trimmed: " C0011 " is client C0011
+            return sql.SQL("nullif(btrim({}, {}), '')").format(sql.Identifier(source), sql.Literal(ID_WHITESPACE))
         return sql.SQL("nullif({}, '')").format(sql.Identifier(source))
 
     def _reason_cases(self, as_of: dt.date) -> list[sql.Composable]:
@@ -99,6 +104,11 @@ class DeliveryColumns:
             shown = sql.SQL("quote_literal({})").format(value)
             if column.required:
                 cases.append(sql.SQL("when {v} is null then 'missing ' || {n}").format(v=value, n=name))
+            if column.max_chars:
+                cases.append(sql.SQL(
+                    "when length({v}) > {limit} then {n} || ' is longer than ' || {limit} || ' characters ('"
+                    " || length({v}) || '): ' || quote_literal(left({v}, 60)) || '...'").format(
+                    v=value, limit=sql.Literal(column.max_chars), n=name))
             if column.type == "numeric":
                 cases.append(sql.SQL(
                     "when not pg_input_is_valid({v}, 'numeric') or lower({v}) similar to {special} "
@@ -209,6 +219,9 @@ class DeliveryColumns:
                     t=text, ok=sql.Literal(list(_BOOLEANS_TRUE + _BOOLEANS_FALSE)))
             elif column.name == "status":  # the cast value is lower-cased, 'completed' when empty
                 condition = sql.SQL("{} = any({})").format(value, sql.Literal(sorted(SALES_STATUSES)))
+            if column.max_chars:
+                short = sql.SQL("length({}) <= {}").format(value, sql.Literal(column.max_chars))
+                condition = short if condition is None else sql.SQL("{} and {}").format(condition, short)
             if column.name == event:
                 day = value if column.type == "date" else sql.SQL("{}::date").format(value)
                 after = sql.SQL("{} <= {}").format(day, sql.Literal(as_of))

@@ -134,6 +134,24 @@ create table if not exists audit.quarantine (
     quarantined_at  timestamptz not null default now()
 );
 create index if not exists quarantine_load on audit.quarantine (load_id);
+-- The file line a malformed record starts on (an unterminated quote, a ragged row).
+alter table audit.quarantine add column if not exists line_number bigint;
+
+-- Every record of every delivery accounted for, one row per file or table read of a load:
+-- records = loaded + unchanged + superseded + quarantined, each counted on its own and
+-- checked by the loader before it commits (a mismatch fails the load, naming the file).
+create table if not exists audit.load_files (
+    load_id        bigint not null references audit.load_runs (load_id),
+    delivery       integer not null,         -- order within the load
+    source_object  text not null,            -- file URL or table
+    records        bigint not null,          -- records read (blank lines are none)
+    lines          bigint,                   -- physical lines after the header (files)
+    loaded         bigint not null,          -- inserted or updated in raw by this load
+    unchanged      bigint not null,          -- raw already held it (identical, or newer)
+    superseded     bigint not null,          -- a later version in the same load won
+    quarantined    bigint not null,          -- in audit.quarantine
+    primary key (load_id, delivery)
+);
 
 -- The SQL-source watermark, committed in the same transaction as the rows it covers.
 create table if not exists audit.watermarks (
