@@ -253,7 +253,7 @@ def read_file(url: str, entity: Entity, checksum: str | None = None, size: int |
 
 
 def _peek(blocks: Iterator[bytes], at_least: int) -> tuple[bytes, Iterator[bytes]]:
-    """The first ``at_least`` bytes of a stream (or all of it) and the whole stream again."""
+    """The first blocks of a stream, at least ``at_least`` bytes of it (or all), and the whole stream again."""
     taken: list[bytes] = []
     size = 0
     for block in blocks:
@@ -268,7 +268,7 @@ def _peek(blocks: Iterator[bytes], at_least: int) -> tuple[bytes, Iterator[bytes
             yield sample
         yield from blocks
 
-    return sample[:at_least], again()
+    return sample, again()
 
 
 def _checksummed(blocks: Iterable[bytes], done: Callable[[str, int], None]) -> Iterator[bytes]:
