@@ -166,6 +166,8 @@ def _tile(kpi: Kpi, data: ReportData) -> dict[str, Any]:
         note = "preliminary: some 90-day windows are still open"
     if current is None and kpi.kind == "rate":
         note = "no base to divide by (0)"
+        if kpi.key == "lost_contacted_share" and data.kpi["lost_clients"]:
+            note = "unknown: no contact log delivered"
     return {
         "key": kpi.key, "label": kpi.label, "help": kpi.help, "kind": kpi.kind,
         "text": fmt(kpi.kind, current), "value": raw(current),

@@ -216,7 +216,8 @@ begin
         execute format($c$comment on column %s.median_days_to_return is %L$c$, rel,
             'Median number of days the won-back clients stayed lost.');
         execute format($c$comment on column %s.lost_contacted_share is %L$c$, rel,
-            'Share of the newly lost clients that a manager contacted within 30 days of becoming lost.');
+            'Share of the newly lost clients that a manager contacted within 30 days of becoming lost '
+            '(empty when none became lost, or when no contact log was ever delivered: unknown, not 0).');
         execute format($c$comment on column %s.as_of_date is %L$c$, rel,
             'The date up to which data was used to compute the figures.');
         execute format($c$comment on column %s.version is %L$c$, rel,

@@ -4,10 +4,18 @@
 -- with at least one member appear (kpi_quarterly fills quarters without any).
 -- For loss_reason the client-based counts (active_clients_start, new_clients) do not
 -- apply and are null, and so is churn_rate. A rate whose denominator is 0 is null.
+-- lost_contacted_share is null too while no contact log was ever delivered: unknown, not 0
+-- (a sales-lines-only export says nothing about contacts).
 
 with members as (
 
     select * from {{ ref('int_kpi_members') }}
+
+),
+
+contact_log as (
+
+    select exists (select 1 from {{ ref('stg_crm__contacts') }}) as is_delivered
 
 ),
 
@@ -93,5 +101,8 @@ select
     revenue_recovered_90d,
     is_window_complete,
     median_days_to_return,
-    cast(lost_contacted as double precision) / nullif(lost_clients, 0) as lost_contacted_share
+    case
+        when (select contact_log.is_delivered from contact_log)
+            then cast(lost_contacted as double precision) / nullif(lost_clients, 0)
+    end as lost_contacted_share
 from applicable
