@@ -15,7 +15,7 @@ with members as (
 
 contact_log as (
 
-    select exists (select 1 from {{ ref('stg_crm__contacts') }}) as is_delivered
+    select exists(select 1 from {{ ref('stg_crm__contacts') }}) as is_delivered
 
 ),
 
