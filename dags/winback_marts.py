@@ -1,10 +1,13 @@
-"""Marts: the dbt project (staging -> intermediate -> marts) as one Airflow task per model.
+"""Marts: the dbt project (staging -> intermediate -> marts -> reporting views) as one
+Airflow task per model.
 
 Scheduled on data, not on a clock: it runs when the nightly extract has updated the raw
 sales lines and contacts (Assets). The as-of date is the latest date the extract loaded
 successfully, or ``as_of`` from the run's conf. Rendered by astronomer-cosmos from the
-prebuilt dbt manifest, so parsing this file runs no dbt. KPI staging models are built by
-the quarterly DAG, behind the quality gate, not here.
+prebuilt dbt manifest, so parsing this file runs no dbt. The BI views in ``reporting``
+(models/reporting, tag ``reporting``) are dbt models downstream of the marts: a rebuild
+that drops them with a mart recreates them in the same run. KPI staging models are built
+by the quarterly DAG, behind the quality gate, not here.
 """
 
 from airflow.sdk import dag, task
@@ -34,7 +37,8 @@ def winback_marts():
         project_config=cosmos_config.project_config(settings),
         profile_config=cosmos_config.profile_config(),
         execution_config=cosmos_config.execution_config(),
-        render_config=cosmos_config.render_config(select=["tag:staging", "tag:intermediate", "tag:marts"]),
+        render_config=cosmos_config.render_config(
+            select=["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting"]),
         operator_args=orch.dbt_operator_args(settings),
         default_args=orch.default_args(settings),
     )

@@ -31,14 +31,15 @@ settings = get_settings()
 def winback_quarterly_kpis():
     as_of = task(task_id="resolve_as_of")(orch.resolve_as_of_task)()
     # The whole project for one as-of date, so KPI staging and the marts the gate
-    # reconciles against describe the same day.
+    # reconciles against describe the same day; the BI views over the marts (tag
+    # reporting) too, as rebuilding a mart drops the views on it.
     build = DbtTaskGroup(
         group_id="dbt",
         project_config=cosmos_config.project_config(settings),
         profile_config=cosmos_config.profile_config(),
         execution_config=cosmos_config.execution_config(),
         render_config=cosmos_config.render_config(
-            select=["tag:staging", "tag:intermediate", "tag:marts", "tag:kpi"]),
+            select=["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting", "tag:kpi"]),
         operator_args=orch.dbt_operator_args(settings),
         default_args=orch.default_args(settings),
     )

@@ -33,7 +33,8 @@ HINTS = {
     "DagRunFailed": "see the task log above; audit.load_runs and audit.quarantine say what was loaded",
     "ReportError": "publish the quarter first (winback publish --quarter YYYY-MM-DD --reason TEXT); "
                    "winback status lists the published quarters",
-    "BiViewsError": "build the dbt project first (the marts DAG), then render again",
+    "BiViewsMissing": "the BI views are dbt models: run the winback_marts DAG (or dbt build --select tag:reporting), "
+                      "then render again",
     "GateFailed": "nothing was published: see the Data Docs report named above and audit.validation_results, "
                   "fix the data, rebuild the marts and publish again",
     "GateError": "the quarter must be the first day of a closed quarter, and dbt must have built kpi_staging",

@@ -222,11 +222,8 @@ def nightly_as_of_task() -> str:
 
 
 def announce_marts_task() -> None:
-    """Once every model and test passed: re-create the BI views over the marts (a dbt
-    rebuild drops a view with the table under it) and mark the marts updated (outlet Asset)."""
-    from winback.report import ensure_bi_views
-
-    ensure_bi_views()
+    """Once every model and test passed (the BI views included: they are dbt models, tag
+    reporting), mark the marts updated (the task's outlet Asset)."""
 
 
 def prepare_warehouse_task() -> None:

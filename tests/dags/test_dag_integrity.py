@@ -73,3 +73,34 @@ def test_dbt_tasks_get_the_as_of_date_in_the_environment_not_as_a_var(dagbag):
         for task in dbt_tasks:
             assert "resolve_as_of" in task.env.get(AS_OF_ENV, ""), f"{dag_id}.{task.task_id}: {task.env}"
             assert "as_of_date" not in (task.vars or {}), f"{dag_id}.{task.task_id}: {task.vars}"
+
+
+@pytest.mark.parametrize("dag_id", ["winback_marts", "winback_quarterly_kpis"])
+def test_dags_that_rebuild_the_marts_rebuild_the_bi_views_after_them(dagbag, dag_id):
+    # A dbt rebuild of a mart drops the BI views on it (CASCADE): every DAG that builds the
+    # marts builds the views (dbt models, tag reporting) too, each after the marts it reads.
+    import json
+
+    from winback.config import get_settings
+    from winback.report import bi_views
+
+    manifest = json.loads((get_settings().dbt_project_dir / "target" / "manifest.json").read_text())
+    tasks = {t.task_id: t for t in dagbag.get_dag(dag_id).tasks}
+
+    def run_task(model: str):
+        # Cosmos: dbt.<model>.run for a model with tests (test_behavior after_each), else dbt.<model>_run.
+        return tasks.get(f"dbt.{model}.run") or tasks.get(f"dbt.{model}_run")
+
+    views = bi_views()
+    assert len(views) == 8
+    for view in views:
+        model = view.split(".")[1]
+        node = manifest["nodes"][f"model.winback.{model}"]
+        assert "reporting" in node["tags"] and node["schema"] == "reporting", view
+        run = run_task(model)
+        assert run is not None, f"{dag_id} does not build {view}"
+        upstream = {t.task_id for t in run.get_flat_relatives(upstream=True)}
+        parents = [parent.split(".")[-1] for parent in node["depends_on"]["nodes"]]
+        assert parents, view
+        for parent in parents:
+            assert run_task(parent) is not None and run_task(parent).task_id in upstream, (view, parent)

@@ -3,7 +3,8 @@ and nothing else — no raw, audit, staging, intermediate or unpublished KPI row
 personal data (client names, e-mails, phones, contact notes) anywhere it can read.
 
 The warehouse is the report tests' one (tests/integration/test_report.py): built by dbt
-from the quality gate's dataset, with published quarters and the BI views. The login is
+from the quality gate's dataset (the BI views in reporting are dbt models:
+dbt_project/models/reporting), with published quarters. The login is
 a real role on the server (roles are cluster-wide: a unique name, dropped at teardown)
 and every check connects as it.
 """
@@ -21,10 +22,12 @@ import pytest
 from integration.test_report import build_published_warehouse, create_database, drop_database
 from psycopg import sql
 
-from winback.report import render_report
-from winback.report.bi import BI_VIEWS, BiViewsError, ensure_bi_views
+from winback.report import bi_views, render_report
 
 pytestmark = pytest.mark.integration
+
+# The BI views, one dbt model per file of dbt_project/models/reporting.
+BI_VIEWS = bi_views()
 
 # What BI must be able to start from.
 MARTS = ["lost_clients", "dim_clients", "fct_lost_episodes", "fct_client_segments", "fct_segment_migrations",
@@ -46,7 +49,6 @@ def bi_warehouse(pg_admin_dsn, tmp_path_factory):
         with pytest.MonkeyPatch.context() as patch:
             build_published_warehouse(dsn, tmp_path_factory.mktemp("bi_home"), tmp_path_factory.mktemp("bi_target"),
                                       patch)
-        ensure_bi_views(dsn)
         yield dsn
     finally:
         drop_database(pg_admin_dsn, name)
@@ -201,11 +203,21 @@ def test_bi_views_are_the_marts_renamed(bi_warehouse):
                             "where revenue_12m_before_loss > previous").fetchone()[0] == 0
 
 
-def test_ensure_bi_views_is_idempotent_and_needs_the_marts(bi_warehouse, warehouse_dsn):
-    assert ensure_bi_views(bi_warehouse) == ensure_bi_views(bi_warehouse) == BI_VIEWS
-    with pytest.raises(BiViewsError, match="not found: build the dbt project") as error:
-        ensure_bi_views(warehouse_dsn)     # bootstrapped, but dbt never ran
-    assert "\n" not in str(error.value)
+def test_the_bi_views_are_the_reporting_dbt_models():
+    assert sorted(BI_VIEWS) == sorted(f"reporting.{name}" for name in (
+        "segment_migration", "manager_segment_moves", "cohort_return_rates", "lost_clients_top",
+        "winback_attribution", "winback_by_manager", "winback_by_channel", "contacts_not_converted"))
+
+
+def test_bi_views_are_views_granted_to_bi_by_dbt(bi_warehouse):
+    # dbt's grants config: each view's own ACL names winback_bi_reader, after every rebuild.
+    with psycopg.connect(bi_warehouse) as conn:
+        for view in BI_VIEWS:
+            kind, grantees = conn.execute(
+                "select c.relkind, array(select a.grantee::regrole::text from aclexplode(c.relacl) as a "
+                "where a.privilege_type = 'SELECT') from pg_class as c where c.oid = %s::regclass",
+                (view,)).fetchone()
+            assert (kind, "winback_bi_reader" in grantees) == ("v", True), (view, kind, grantees)
 
 
 def test_the_bi_login_can_render_the_report(bi_login, tmp_path):

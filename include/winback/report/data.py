@@ -2,9 +2,10 @@
 
 KPI figures come from the published, versioned ``reporting.kpi_quarterly`` /
 ``reporting.kpi_quarterly_breakdown`` and the publication log ``reporting.kpi_publications``
-(never from ``kpi_staging``); the detail sections from the ``reporting`` views over the
-marts (:mod:`winback.report.bi`); the data-quality status from the gate run that approved
-the publication (``audit.validation_results``).
+(never from ``kpi_staging``); the detail sections from the BI views in ``reporting`` over
+the marts (dbt models, ``dbt_project/models/reporting``: :func:`bi_views`); the
+data-quality status from the gate run that approved the publication
+(``audit.validation_results``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from winback.config import get_settings
 from winback.publish import KPI_COLUMNS
 
 KPI_NAMES = tuple(name for name, _ in KPI_COLUMNS)
@@ -29,6 +31,17 @@ ABC_CLASSES = ("A", "B", "C", "N")
 
 class ReportError(RuntimeError):
     """The report cannot be rendered; the one-line message says why and what to do."""
+
+
+class BiViewsMissing(ReportError):
+    """A BI view the report reads does not exist (dbt has not built it yet)."""
+
+
+def bi_views() -> tuple[str, ...]:
+    """The BI views: one dbt model per SQL file of ``dbt_project/models/reporting``, each a
+    view of the same name in schema ``reporting``, e.g. ``reporting.lost_clients_top``."""
+    folder = get_settings().dbt_project_dir / "models" / "reporting"
+    return tuple(f"reporting.{path.stem}" for path in sorted(folder.glob("*.sql")))
 
 
 def quarter_label(quarter_start: dt.date) -> str:

@@ -22,12 +22,13 @@ from markupsafe import Markup
 
 from winback import warehouse
 from winback.report import charts
-from winback.report.bi import ensure_bi_views, missing_bi_views
 from winback.report.data import (
     ABC_CLASSES,
     ABC_XYZ_CLASSES,
+    BiViewsMissing,
     ReportData,
     ReportError,
+    bi_views,
     check_quarter,
     load,
     quarter_label,
@@ -351,22 +352,23 @@ def report_stem(quarter_start: dt.date, version: int) -> str:
 def render_report(dsn: str | None, quarter_start: dt.date, out_dir: Path, *, pdf: bool = True) -> Path:
     """Render the published quarter ``quarter_start`` into ``out_dir``; return the HTML file.
 
-    Reads only the published reporting layer (see :mod:`winback.report.data`). Re-creates
-    the BI views when a dbt rebuild dropped them. With ``pdf=True`` a PDF is written next
-    to the HTML when a PDF engine is available (see :func:`winback.report.pdf.write_pdf`).
-    Raises :class:`ReportError` (one line) when the quarter is not published.
+    Reads only the published reporting layer (see :mod:`winback.report.data`). With
+    ``pdf=True`` a PDF is written next to the HTML when a PDF engine is available (see
+    :func:`winback.report.pdf.write_pdf`). Raises :class:`ReportError` (one line) when the
+    quarter is not published, and :class:`BiViewsMissing` when dbt has not built the BI
+    views (dbt models, rebuilt with the marts).
     """
     quarter_start = check_quarter(quarter_start)
     with warehouse.connect(dsn) as conn:
+        conn.read_only = True
         if conn.execute("select to_regclass('reporting.kpi_quarterly')").fetchone()[0] is None:
             raise ReportError("reporting.kpi_quarterly does not exist: bootstrap the warehouse "
                               "(winback bootstrap) and publish a quarter first")
-        missing = missing_bi_views(conn)
-    if missing:
-        log.info("BI views missing (%s): creating them", ", ".join(missing))
-        ensure_bi_views(dsn)
-    with warehouse.connect(dsn) as conn:
-        conn.read_only = True
+        missing = [view for view in bi_views()
+                   if conn.execute("select to_regclass(%s)", (view,)).fetchone()[0] is None]
+        if missing:
+            raise BiViewsMissing(f"{', '.join(missing)} not found: the BI views are dbt models; run the "
+                                 "winback_marts DAG (or dbt build --select tag:reporting) to build them")
         data = load(conn, quarter_start)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
