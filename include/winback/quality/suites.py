@@ -18,6 +18,12 @@ and ``last_closed_quarter_end``. Inside an ``unexpected_rows_query`` a value bec
 SQL literal (``date '2025-03-31'``, ``0.05``, ``array['a', 'b']``); a kwarg that is
 exactly one placeholder gets the typed value; elsewhere it is shown as text. GX fills
 ``{batch}`` (the asset's table) itself, so SQL in a suite must not use other braces.
+
+The SQL must run on PostgreSQL 14 to 18. GX puts ``{batch}`` in as ``(select ...) AS
+subselect``, but leaves the alias off when the query contains the word JOIN (the user is
+to alias it then); PostgreSQL before 16 rejects a subquery in FROM without an alias. So a
+suite's SQL must not contain "join" at all (a suite that does is refused here): correlate
+with EXISTS, a scalar or LATERAL subquery, a comma, or UNION ALL and GROUP BY instead.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ SEVERITIES = ("blocking", "warning")
 SUITE_NAMES = ("raw", "kpi")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _SQL_KWARGS = ("unexpected_rows_query",)
+# GX (1.x) drops the alias of the {batch} subquery when a query contains "join" (older
+# releases: anywhere, even inside a word or a string), which PostgreSQL < 16 rejects.
+_JOIN = re.compile(r"join", re.IGNORECASE)
 
 
 class SuiteDefinitionError(ValueError):
@@ -111,6 +120,13 @@ def _check_definition(name: str, definition: dict[str, Any]) -> None:
                     f"(use one of {', '.join(SEVERITIES)})")
             if not expectation.get("type") or not isinstance(expectation.get("kwargs"), dict):
                 raise SuiteDefinitionError(f"suite {name}: check {check} lacks type or kwargs")
+            for key in _SQL_KWARGS:
+                query = expectation["kwargs"].get(key)
+                if isinstance(query, str) and _JOIN.search(query):
+                    raise SuiteDefinitionError(
+                        f"suite {name}: check {check} contains 'join': Great Expectations then leaves the "
+                        "{batch} subquery without an alias, which PostgreSQL before 16 rejects; use EXISTS, "
+                        "a scalar or LATERAL subquery, a comma or UNION ALL instead")
 
 
 def quarter_end(quarter_start: dt.date) -> dt.date:
