@@ -459,3 +459,103 @@ def test_observed_values_are_json(template):
     assert json.loads(json.dumps(observed)) == observed
     assert set(observed) >= {"kpi_quarterly.one_row_per_quarter", "fct_revenue_deviations.reconciles_with_raw",
                              "kpi_quarterly_breakdown.sums_match_overall"}
+
+
+# ----------------------------------------------------------------------------- real histories
+def test_a_sales_lines_only_export_passes_with_a_warning_per_missing_entity(wh):
+    execute(wh, "delete from raw.contacts", "delete from raw.clients", "delete from raw.managers")
+
+    result = run_gate(wh, "raw", AS_OF, None, "sales-only")
+
+    assert result.success, result.message
+    assert {"deliveries.clients", "deliveries.managers", "deliveries.contacts"} <= set(result.failed_warning)
+    assert "lost_contacted_share is unknown" in result.observed["deliveries.contacts"]["note"]
+    # Checks about a dimension never delivered do not run (every client would be "unknown").
+    assert "sales_lines.unknown_clients_recent" not in result.observed
+    assert "clients.manager_known" not in result.observed
+
+
+def _year_end_corrections(lines: int) -> str:
+    """Old lines re-delivered on D, cancelled: a correction batch, not a mass cancellation."""
+    return (f"update raw.sales_lines set status = 'cancelled', updated_at = timestamptz '{AS_OF} 09:00+00' "
+            f"where line_id in (select line_id from raw.sales_lines where order_date < date '2025-01-01' "
+            f"order by line_id limit {lines})")
+
+
+def test_a_first_load_with_a_correction_batch_is_judged_as_history(wh):
+    total = one(wh, "select count(*) from raw.sales_lines")[0]
+    execute(wh, _year_end_corrections(total // 150),  # under 1 % of all lines
+            f"update audit.load_runs set rows_inserted = {total} where load_id = {LOAD_ID}")
+
+    first = run_gate(wh, "raw", AS_OF, None, "first-load")
+
+    assert first.success and first.first_load, first.message
+    assert "sales_lines.cancellations_recent" not in first.observed  # every line "changed" on D
+    assert first.observed["sales_lines.cancellations_by_order_date"]["success"] is True
+    assert "sales_lines.daily_volume" not in first.observed
+    assert first.observed["sales_lines.fresh"]["severity"] == "warning"
+
+    # The same batch in a nightly load (an earlier load brought the history) still blocks.
+    execute(wh, f"update audit.load_runs set logical_date = date '{AS_OF}' - 30 where load_id = {LOAD_ID}")
+    nightly = run_gate(wh, "raw", AS_OF, None, "nightly")
+    assert not nightly.first_load
+    assert "sales_lines.cancellations_recent" in nightly.failed_blocking
+
+
+def test_a_first_load_still_blocks_mass_cancellations_by_order_date(wh):
+    total = one(wh, "select count(*) from raw.sales_lines")[0]
+    execute(wh, f"update audit.load_runs set rows_inserted = {total} where load_id = {LOAD_ID}",
+            "update raw.sales_lines set status = 'cancelled' where order_date > date '2025-04-04' - 7")
+
+    result = run_gate(wh, "raw", AS_OF, None, "first-load-mass")
+
+    assert result.first_load
+    assert "sales_lines.cancellations_by_order_date" in result.failed_blocking
+
+
+# ----------------------------------------------------------------------------- waivers
+def test_a_waiver_turns_its_check_into_a_named_warning_for_its_scope_only(wh):
+    from winback.quality import waivers
+
+    execute(wh, "delete from raw.sales_lines where order_date = date '2025-04-04'")  # daily_volume fails
+    assert run_gate(wh, "raw", AS_OF, None, "blocked").failed_blocking == ["sales_lines.daily_volume"]
+
+    with psycopg.connect(wh) as conn:
+        other_day = waivers.give(conn, "sales_lines.daily_volume", "another night", as_of=AS_OF - dt.timedelta(1),
+                                 waived_by="ops")
+        other_check = waivers.give(conn, "sales_lines.fresh", "not this one", as_of=AS_OF, waived_by="ops")
+        expired = waivers.give(conn, "sales_lines.daily_volume", "too old", as_of=AS_OF, waived_by="ops")
+        conn.execute("update audit.waivers set expires_at = now() - interval '1 minute' where waiver_id = %s",
+                     (expired.waiver_id,))
+    assert other_day and other_check
+    assert not run_gate(wh, "raw", AS_OF, None, "mismatched").success
+
+    with psycopg.connect(wh) as conn:
+        waiver = waivers.give(conn, "sales_lines.daily_volume", "public holiday: no sales", as_of=AS_OF,
+                              waived_by="ops")
+    result = run_gate(wh, "raw", AS_OF, None, "waived")
+
+    assert result.success and result.waived == ["sales_lines.daily_volume"], result.message
+    assert "sales_lines.daily_volume" in result.failed_warning
+    assert f"waiver {waiver.waiver_id} by ops" in result.observed["sales_lines.daily_volume"]["waived"]
+    assert "waived: sales_lines.daily_volume" in result.message
+    assert one(wh, "select waived from audit.validation_results where validation_id = %s",
+               (result.validation_id,))[0] == ["sales_lines.daily_volume"]
+    page = "".join(p.read_text() for p in Path(result.data_docs_path).parent.rglob("*.html"))
+    assert "WAIVED" in page and "public holiday: no sales" in page
+
+
+@pytest.mark.parametrize(("check", "kwargs", "message"), [
+    ("sales_lines.no_such_check", {"as_of": AS_OF}, "no blocking check"),
+    ("sales_lines.loaded_recently", {"as_of": AS_OF}, "no blocking check"),  # a warning needs no waiver
+    ("sales_lines.daily_volume", {"as_of": AS_OF, "reason": " "}, "needs a reason"),
+    ("sales_lines.daily_volume", {}, "one as-of date"),
+    ("sales_lines.daily_volume", {"quarter_start": QUARTER}, "nightly raw suite"),
+    ("kpi_quarterly.one_row_per_quarter", {"quarter_start": dt.date(2025, 2, 1)}, "not the first day"),
+])
+def test_a_waiver_that_cannot_apply_is_refused_in_one_line(wh, check, kwargs, message):
+    from winback.quality import waivers
+
+    reason = kwargs.pop("reason", "because")
+    with psycopg.connect(wh) as conn, pytest.raises(waivers.WaiverError, match=message):
+        waivers.give(conn, check, reason, **kwargs)

@@ -30,9 +30,12 @@ from psycopg import sql
 
 from winback import warehouse
 from winback.config import get_settings
+from winback.quality import waivers
 from winback.quality.suites import (
+    ENTITY_NAMES,
     SUITE_NAMES,
     Check,
+    RunContext,
     Suite,
     SuiteDefinitionError,
     last_closed_quarter,
@@ -68,6 +71,9 @@ class GateResult:
     quarter_start: dt.date | None = None
     evaluated: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    # Failed blocking checks an operator's waiver turned into warnings (also in failed_warning).
+    waived: list[str] = field(default_factory=list)
+    first_load: bool = False
 
     @property
     def message(self) -> str:
@@ -80,6 +86,8 @@ class GateResult:
             parts.append(f"blocking failures: {', '.join(self.failed_blocking)}")
         if self.failed_warning:
             parts.append(f"warnings: {', '.join(self.failed_warning)}")
+        if self.waived:
+            parts.append(f"waived: {', '.join(self.waived)}")
         parts.append(f"validation {self.validation_id}")
         if self.data_docs_path:
             parts.append(f"report {self.data_docs_path}")
@@ -96,6 +104,7 @@ class GateResult:
                 "as_of": self.as_of.isoformat() if self.as_of else None,
                 "quarter_start": self.quarter_start.isoformat() if self.quarter_start else None,
                 "failed_blocking": self.failed_blocking, "failed_warning": self.failed_warning,
+                "waived": self.waived,
                 "data_docs_path": str(self.data_docs_path) if self.data_docs_path else None}
 
 
@@ -162,15 +171,20 @@ def _context(docs_dir: Path, results_dir: Path):
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _gx_suite(gx, name: str, checks: tuple[Check, ...]):
+def _gx_suite(gx, name: str, checks: tuple[Check, ...], waived: dict[str, waivers.Waiver]):
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     suite = gx.ExpectationSuite(name=name)
     for check in checks:
+        meta = {**check.meta, "severity": check.severity}
+        label = check.severity
+        if check.blocking and check.name in waived:  # shown as waived in the Data Docs
+            meta["waiver"] = waived[check.name].describe()
+            label = f"blocking, WAIVED: {meta['waiver']}"
         config = ExpectationConfiguration(
-            type=check.type, kwargs=check.kwargs, meta={**check.meta, "severity": check.severity},
-            description=f"[{check.severity}] {check.name}: {check.description}",
-            severity="critical" if check.blocking else "warning",
+            type=check.type, kwargs=check.kwargs, meta=meta,
+            description=f"[{label}] {check.name}: {check.description}",
+            severity="critical" if check.blocking and check.name not in waived else "warning",
         )
         # add_expectation (not add_expectation_configuration, which upserts by domain and
         # would keep one UnexpectedRowsExpectation per table)
@@ -288,17 +302,29 @@ def run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None
         raise GateError(f"quality gate {suite!r} as of {as_of}: warehouse error: {_first_line(exc)}") from None
 
 
+def run_context(conn: psycopg.Connection, as_of: dt.date) -> RunContext:
+    """Which entities raw holds any row of, and whether the earliest load that brought sales
+    lines is this as-of date's (a first load of history, see ``RunContext``)."""
+    delivered = frozenset(entity for entity in ENTITY_NAMES if conn.execute(
+        sql.SQL("select exists (select from {})").format(sql.Identifier("raw", entity))).fetchone()[0])
+    first = conn.execute("select min(logical_date) from audit.load_runs where entity = 'sales_lines'"
+                         " and status = 'success' and rows_inserted > 0").fetchone()[0]
+    return RunContext(first_load=first == as_of, delivered=delivered)
+
+
 def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None, run_id: str) -> GateResult:
-    try:
-        definition = load_suite(suite, as_of, quarter_start)
-    except SuiteDefinitionError as exc:
-        raise GateError(str(exc)) from None
     settings = get_settings()
     docs_dir = settings.output_dir / "data_docs"
     results_dir = settings.output_dir / "gx" / "validations"
     validation_id = str(uuid.uuid4())
 
     with warehouse.connect(dsn, autocommit=True) as conn:
+        context_of_run = run_context(conn, as_of)
+        waived = waivers.active(conn, as_of, quarter_start)
+        try:
+            definition = load_suite(suite, as_of, quarter_start, context_of_run)
+        except SuiteDefinitionError as exc:
+            raise GateError(str(exc)) from None
         before = _staged_fingerprint(conn, quarter_start)
         present = _existing_relations(conn, definition)
 
@@ -326,7 +352,7 @@ def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | Non
             for asset in run_assets:
                 table = source.add_table_asset(asset.name, table_name=asset.table, schema_name=asset.schema)
                 batch = table.add_batch_definition_whole_table("whole_table")
-                gx_suite = context.suites.add(_gx_suite(gx, f"winback.{suite}.{asset.name}", asset.checks))
+                gx_suite = context.suites.add(_gx_suite(gx, f"winback.{suite}.{asset.name}", asset.checks, waived))
                 definitions.append(context.validation_definitions.add(
                     gx.ValidationDefinition(name=f"winback.{suite}.{asset.name}", data=batch, suite=gx_suite)))
             checkpoint = context.checkpoints.add(gx.Checkpoint(
@@ -379,14 +405,29 @@ def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | Non
         failed[STABLE_CHECK] = Check(name=STABLE_CHECK, severity="blocking", type="fingerprint", kwargs={},
                                      description=reason, meta={})
 
-    failed_blocking = sorted(name for name, check in failed.items() if check.blocking)
-    failed_warning = sorted(name for name, check in failed.items() if not check.blocking)
+    # Entities never delivered: a warning each, naming the figures their absence limits.
+    for entity, limits in definition.deliveries.items():
+        if entity not in context_of_run.delivered:
+            name = f"deliveries.{entity}"
+            observed[name] = {"severity": "warning", "success": False, "note": limits}
+            failed[name] = Check(name=name, severity="warning", type="delivery", kwargs={}, description=limits,
+                                 meta={})
+    # A failed blocking check an operator waived for this scope counts as a warning, named.
+    waived_names = sorted(name for name, check in failed.items() if check.blocking and name in waived
+                          and name != STABLE_CHECK)
+    for name in waived_names:
+        observed[name]["waived"] = waived[name].describe()
+    failed_blocking = sorted(name for name, check in failed.items() if check.blocking and name not in waived_names)
+    failed_warning = sorted(name for name, check in failed.items() if not check.blocking or name in waived_names)
     data_docs = _build_docs(context, checkpoint_result, docs_dir)
     evaluated = len(definition.checks)
+    if context_of_run.first_load:
+        observed["first_load"] = True  # the checks for a first load of history applied (quality/README.md)
     result = GateResult(
         success=not failed_blocking, validation_id=validation_id, failed_blocking=failed_blocking,
         failed_warning=failed_warning, observed=_jsonable(observed), data_docs_path=data_docs, suite=suite,
-        as_of=as_of, quarter_start=quarter_start, evaluated=evaluated, errors=errors)
+        as_of=as_of, quarter_start=quarter_start, evaluated=evaluated, errors=errors, waived=waived_names,
+        first_load=context_of_run.first_load)
     _record(dsn, result, run_id, after if after == before else None)
     (log.info if result.success else log.error)("%s", result.message)
     return result
@@ -423,8 +464,8 @@ def _record(dsn: str, result: GateResult, run_id: str, staged_fingerprint: str |
     with warehouse.connect(dsn) as conn:
         conn.execute(
             "insert into audit.validation_results (validation_id, run_id, suite, as_of, quarter_start, success, "
-            "failed_blocking, failed_warning, observed, evaluated, staged_fingerprint, data_docs_path) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)",
+            "failed_blocking, failed_warning, observed, evaluated, staged_fingerprint, data_docs_path, waived) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
             (result.validation_id, run_id, result.suite, result.as_of, result.quarter_start, result.success,
              result.failed_blocking, result.failed_warning, json.dumps(result.observed), result.evaluated,
-             staged_fingerprint, str(result.data_docs_path) if result.data_docs_path else None))
+             staged_fingerprint, str(result.data_docs_path) if result.data_docs_path else None, result.waived))

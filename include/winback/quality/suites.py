@@ -9,7 +9,13 @@ the project's fields:
 - ``severity``: ``blocking`` (a failure fails the gate: nothing is published) or
   ``warning`` (reported, recorded, does not stop publishing);
 - ``requires`` (optional): run-time values the check needs (``quarter_start``); the check
-  is left out of runs without them.
+  is left out of runs without them;
+- ``requires_delivered`` (optional): entities that must have been delivered at least once
+  (``clients``): a check about a dimension means nothing before it arrives. Its absence is
+  a warning of its own (the suite's ``deliveries`` say which figures it limits);
+- ``load`` (optional): ``nightly`` or ``first_load``, for checks that hold only on one kind
+  of run (a first load brings years of history at once; see :class:`RunContext`), and
+  ``first_load_severity`` for a check that only warns on a first load.
 
 Strings may contain placeholders ``${name}``, filled per run from the suite's
 ``parameters`` (its thresholds) and the run's dates: ``as_of``, ``quarter_start``,
@@ -38,6 +44,8 @@ from importlib import resources
 from typing import Any
 
 SEVERITIES = ("blocking", "warning")
+LOADS = ("nightly", "first_load")
+ENTITY_NAMES = ("managers", "clients", "sales_lines", "contacts")
 SUITE_NAMES = ("raw", "kpi")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _SQL_KWARGS = ("unexpected_rows_query",)
@@ -79,11 +87,24 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class RunContext:
+    """What a gate run checks, beyond its dates: which entities were ever delivered, and
+    whether the sales lines came as a *first load* (the earliest load that brought sales
+    lines is the one for this as-of date: years of history at once, ``winback run`` on an
+    export) rather than as a nightly delta."""
+
+    first_load: bool = False
+    delivered: frozenset[str] = frozenset(ENTITY_NAMES)
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     description: str
     parameters: dict[str, Any]
     assets: tuple[Asset, ...]
+    # Entity -> the figures its absence limits (a warning while it was never delivered).
+    deliveries: dict[str, str] = field(default_factory=dict)
 
     @property
     def checks(self) -> list[Check]:
@@ -118,6 +139,10 @@ def _check_definition(name: str, definition: dict[str, Any]) -> None:
                 raise SuiteDefinitionError(
                     f"suite {name}: check {check} has severity {meta.get('severity')!r} "
                     f"(use one of {', '.join(SEVERITIES)})")
+            if meta.get("load", "nightly") not in LOADS or meta.get("first_load_severity", "warning") \
+                    not in SEVERITIES or not set(meta.get("requires_delivered", [])) <= set(ENTITY_NAMES):
+                raise SuiteDefinitionError(f"suite {name}: check {check} has an unknown load, "
+                                           f"first_load_severity or requires_delivered")
             if not expectation.get("type") or not isinstance(expectation.get("kwargs"), dict):
                 raise SuiteDefinitionError(f"suite {name}: check {check} lacks type or kwargs")
             for key in _SQL_KWARGS:
@@ -199,9 +224,20 @@ def _fill_kwarg(key: str, value: Any, values: dict[str, Any], where: str) -> Any
     return value
 
 
-def load_suite(name: str, as_of: dt.date, quarter_start: dt.date | None = None) -> Suite:
+def _applies(meta: dict[str, Any], context: RunContext | None) -> bool:
+    if context is None:  # every check (e.g. to list them)
+        return True
+    if not set(meta.get("requires_delivered", [])) <= context.delivered:
+        return False
+    load = meta.get("load")
+    return load is None or load == ("first_load" if context.first_load else "nightly")
+
+
+def load_suite(name: str, as_of: dt.date, quarter_start: dt.date | None = None,
+               context: RunContext | None = None) -> Suite:
     """The suite ``name`` with every placeholder filled for this run; checks whose
-    ``requires`` are not given (e.g. no quarter) are left out."""
+    ``requires`` are not given (e.g. no quarter), or that do not apply in ``context``
+    (``requires_delivered``, ``load``), are left out. Without a context, every check."""
     definition = _raw_definition(name)
     parameters = dict(definition.get("parameters") or {})
     values = {**parameters, **run_values(as_of, quarter_start)}
@@ -213,10 +249,15 @@ def load_suite(name: str, as_of: dt.date, quarter_start: dt.date | None = None) 
             where = f"suite {name}, check {meta['name']}"
             if any(values.get(required) is None for required in meta.get("requires", [])):
                 continue
+            if not _applies(meta, context):
+                continue
+            severity = meta["severity"]
+            if context is not None and context.first_load:
+                severity = meta.get("first_load_severity", severity)
             kwargs = {key: _fill_kwarg(key, value, values, where) for key, value in expectation["kwargs"].items()}
             description = _fill(expectation.get("description") or meta["name"], values, _text, where)
-            checks.append(Check(name=meta["name"], severity=meta["severity"], type=expectation["type"],
+            checks.append(Check(name=meta["name"], severity=severity, type=expectation["type"],
                                 kwargs=kwargs, description=description, meta=meta))
         assets.append(Asset(name=asset["name"], schema=asset["schema"], table=asset["table"], checks=tuple(checks)))
     return Suite(name=name, description=definition.get("description", ""), parameters=parameters,
-                 assets=tuple(assets))
+                 assets=tuple(assets), deliveries=dict(definition.get("deliveries") or {}))

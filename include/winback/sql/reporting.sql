@@ -28,6 +28,36 @@ create table if not exists audit.validation_results (
 );
 create index if not exists validation_results_suite_quarter
     on audit.validation_results (suite, quarter_start, created_at);
+-- Blocking checks that failed but an operator's waiver turned into warnings for this run.
+alter table audit.validation_results add column if not exists waived text[] not null default '{}';
+
+-- ---------------------------------------------------------------- audit: waivers
+-- An operator accepts a failed blocking check for one as-of date or one quarter, with a
+-- reason (winback waive, or the winback_waive DAG from the Airflow UI). A gate run in that
+-- scope treats the check as a warning and names the waiver; nothing else bypasses a check.
+create table if not exists audit.waivers (
+    waiver_id      bigserial primary key,
+    check_name     text not null,
+    as_of          date,
+    quarter_start  date,
+    reason         text not null check (length(btrim(reason)) > 0),
+    waived_by      text not null,
+    waived_at      timestamptz not null default now(),
+    expires_at     timestamptz not null,
+    check (as_of is not null or quarter_start is not null)
+);
+create index if not exists waivers_check on audit.waivers (check_name);
+comment on table audit.waivers is
+    'Failed blocking quality checks an operator accepted for one as-of date or quarter, with who, when and why; '
+    'a gate run in that scope, before expires_at, records the check as a waived warning.';
+comment on column audit.waivers.waiver_id is 'Identifier of the waiver (named in the gate runs it applied to).';
+comment on column audit.waivers.check_name is 'The check waived, e.g. sales_lines.daily_volume.';
+comment on column audit.waivers.as_of is 'The as-of date it applies to (runs for that date), or empty.';
+comment on column audit.waivers.quarter_start is 'The quarter it applies to (kpi runs for that quarter), or empty.';
+comment on column audit.waivers.reason is 'Why the failure is accepted.';
+comment on column audit.waivers.waived_by is 'Who accepted it (the operating-system or Airflow user).';
+comment on column audit.waivers.waived_at is 'When it was given.';
+comment on column audit.waivers.expires_at is 'After this it no longer applies.';
 
 comment on table audit.validation_results is
     'One row per quality-gate run (Great Expectations): which suite, for which as-of date and '
@@ -41,6 +71,8 @@ comment on column audit.validation_results.quarter_start is 'First day of the qu
 comment on column audit.validation_results.success is 'True when no blocking check failed (warnings do not stop publishing).';
 comment on column audit.validation_results.failed_blocking is 'Names of the failed blocking checks.';
 comment on column audit.validation_results.failed_warning is 'Names of the failed warning checks.';
+comment on column audit.validation_results.waived is
+    'Failed blocking checks a waiver (audit.waivers) accepted for this run: they count as warnings.';
 comment on column audit.validation_results.observed is 'Per check: severity, outcome, observed value and sample of offending rows.';
 comment on column audit.validation_results.evaluated is 'Number of checks evaluated.';
 comment on column audit.validation_results.staged_fingerprint is
@@ -241,6 +273,8 @@ end $$;
 -- BI reads the published figures (tables and views); nobody but the publisher writes them.
 grant select on all tables in schema reporting to winback_bi_reader;
 grant select, insert on audit.validation_results to winback_transformer;
+-- Waivers are given by operators (winback waive) and read by the gate.
+grant select on audit.waivers to winback_transformer;
 grant select, insert on reporting.kpi_publications, reporting.kpi_quarterly_versions,
     reporting.kpi_quarterly_breakdown_versions to winback_transformer;
 revoke update, delete, truncate on reporting.kpi_publications, reporting.kpi_quarterly_versions,
