@@ -120,7 +120,8 @@ def _gate(conn: psycopg.Connection, validation_id: str) -> tuple[dict[str, Any] 
     try:
         with conn.transaction():
             row = _one(conn, "select validation_id, run_id, suite, as_of, quarter_start, success, failed_blocking, "
-                             "failed_warning, evaluated, data_docs_path, created_at "
+                             "failed_warning, evaluated, data_docs_path, created_at, waived, "
+                             "array(select observed -> name ->> 'waived' from unnest(waived) as name) as waivers "
                              "from audit.validation_results where validation_id = %s", (validation_id,))
     except psycopg.errors.InsufficientPrivilege:
         return None, "the gate run's details are in audit.validation_results, which this login cannot read"
