@@ -105,3 +105,24 @@ def recent(conn: psycopg.Connection, limit: int) -> list[Waiver]:
         "select waiver_id, check_name, as_of, quarter_start, reason, waived_by, waived_at, expires_at"
         " from audit.waivers order by waived_at desc limit %s", (limit,)).fetchall()
     return [Waiver(*row) for row in rows]
+
+
+def waive_task() -> dict:
+    """Body of the ``winback_waive`` DAG: record the waiver its trigger form asks for, in the
+    name of the Airflow user who triggered the run."""
+    from airflow.sdk import get_current_context
+
+    from winback import warehouse
+
+    context = get_current_context()
+    params = context["params"]
+    user = getattr(context["dag_run"], "triggering_user_name", None) or "airflow"
+
+    def day(value: str | None) -> dt.date | None:
+        return dt.date.fromisoformat(value) if value else None
+
+    with warehouse.connect() as conn:
+        waiver = give(conn, params["check"], params["reason"], as_of=day(params.get("as_of")),
+                      quarter_start=day(params.get("quarter")), waived_by=f"airflow:{user}",
+                      valid_days=int(params.get("valid_days") or DEFAULT_VALID_DAYS))
+    return {"waiver_id": waiver.waiver_id, "waiver": waiver.describe()}
