@@ -6,6 +6,7 @@
     winback bootstrap            create/upgrade the warehouse schemas and roles
     winback status               the last loads and quality-gate results
     winback publish --quarter Q --reason TEXT   gate the quarter's KPIs and publish them
+    winback waive CHECK --as-of D --reason TEXT accept a failed blocking check for one date (or --quarter Q)
     winback report --quarter Q [--out DIR]      render a published quarter (HTML, and PDF if possible)
 
 Errors print one line and a hint; ``--debug`` shows the traceback.
@@ -14,7 +15,9 @@ Errors print one line and a hint; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -31,19 +34,54 @@ HINTS = {
     "QuarantineLimitExceeded": "inspect audit.quarantine; raise WINBACK_QUARANTINE_MAX_SHARE only if the rows are expected",
     "SourceError": "check the source connection (AIRFLOW_CONN_SALES_SOURCE) or the landing folder",
     "DagRunFailed": "see the task log above; audit.load_runs and audit.quarantine say what was loaded",
+    "DagRunBlocked": "nothing was published; fix the data and run again, or give the waiver named above",
     "ReportError": "publish the quarter first (winback publish --quarter YYYY-MM-DD --reason TEXT); "
                    "winback status lists the published quarters",
     "BiViewsMissing": "the BI views are dbt models: run the winback_marts DAG (or dbt build --select tag:reporting), "
                       "then render again",
     "GateFailed": "nothing was published: see the Data Docs report named above and audit.validation_results, "
-                  "fix the data, rebuild the marts and publish again",
+                  "fix the data, rebuild the marts and publish again; or, if the failure is accepted, "
+                  "winback waive CHECK --as-of D --reason TEXT and run again",
+    "WaiverError": "winback status lists the failed checks of the last gate runs",
+    "PipelineBusy": "one pipeline run at a time per warehouse: wait for the other one, or stop it",
     "GateError": "the quarter must be the first day of a closed quarter, and dbt must have built kpi_staging",
     "PublishError": "winback status shows the last gate runs and the published versions",
+    "PreflightError": "nothing was written: fix the folder, file or date named above and run again",
+    "NoTaskRan": "the DAG run did nothing for that date: check --as-of and the DAG's start_date "
+                 "(winback.orchestration.START_DATE)",
 }
 
 
 class DagRunFailed(RuntimeError):
     pass
+
+
+class DagRunBlocked(DagRunFailed):
+    """A DAG run stopped at a quality gate: the message names the checks and the waiver to give."""
+
+
+def _failed(what: str, started: dt.datetime, settings: Settings) -> DagRunFailed:
+    """The error for a failed DAG run, saying why when the warehouse knows: a quality gate
+    that blocked (with the waiver command for it), or a load that failed."""
+    from winback import warehouse
+
+    with warehouse.connect(warehouse.warehouse_dsn(settings)) as conn:
+        gate = conn.execute(
+            "select suite, as_of, quarter_start, failed_blocking, data_docs_path from audit.validation_results"
+            " where created_at >= %s and not success order by created_at desc limit 1", (started,)).fetchone()
+        load = conn.execute(
+            "select entity, message from audit.load_runs where started_at >= %s and status in ('failed', 'rejected')"
+            " order by load_id desc limit 1", (started,)).fetchone()
+    if gate:
+        suite, as_of, quarter, blocking, docs = gate
+        scope = f"--quarter {quarter}" if quarter else f"--as-of {as_of}"
+        return DagRunBlocked(
+            f"{what}: the {suite} quality gate blocked ({', '.join(blocking)}, data as of {as_of}; Data Docs: "
+            f"{docs or 'not built'}). If the failure is accepted: winback waive {blocking[0]} {scope} "
+            "--reason TEXT, then run again")
+    if load:
+        return DagRunFailed(f"{what}: the {load[0]} load failed: {(load[1] or '').splitlines()[0][:300]}")
+    return DagRunFailed(what)
 
 
 class Progress:
@@ -61,12 +99,16 @@ class Progress:
         return outcome
 
 
-def _setup(settings: Settings) -> None:
-    """Resolve the warehouse (embedded by default), bootstrap it, point Airflow at the project."""
+def _setup(settings: Settings, held: contextlib.ExitStack, command: str) -> None:
+    """Resolve the warehouse (embedded by default), take its pipeline lock for the rest of
+    the command (one pipeline run at a time per warehouse), bootstrap it, point Airflow at
+    the project."""
     from winback import orchestration, warehouse
 
     warehouse.export_connections(settings)
-    warehouse.bootstrap(warehouse.warehouse_dsn(settings))
+    dsn = warehouse.warehouse_dsn(settings)
+    held.enter_context(warehouse.pipeline_lock(dsn, command))
+    warehouse.bootstrap(dsn)
     orchestration.prepare_airflow(settings)
 
 
@@ -75,27 +117,29 @@ def run_nightly(as_of: dt.date, settings: Settings) -> None:
     from winback import orchestration
 
     logical = orchestration.logical_date_for(as_of, settings)
+    started = dt.datetime.now(dt.UTC)
     run = orchestration.run_dag("winback_nightly_extract", logical)
     if str(run.state) != "success":
-        raise DagRunFailed(f"winback_nightly_extract for {as_of} ended {run.state}")
+        raise _failed(f"winback_nightly_extract for {as_of} ended {run.state}", started, settings)
 
 
 def run_marts(settings: Settings) -> None:
     """The marts DAG (dbt via Cosmos) for the latest loaded as-of date, as a real DAG run."""
-    _run_dag_or_fail("winback_marts", conf={})
+    _run_dag_or_fail("winback_marts", conf={}, settings=settings)
 
 
 def run_quarterly(settings: Settings, conf: dict) -> None:
     """The quarterly DAG: dbt for the as-of date, the quality gate, the publication."""
-    _run_dag_or_fail("winback_quarterly_kpis", conf=conf)
+    _run_dag_or_fail("winback_quarterly_kpis", conf=conf, settings=settings)
 
 
-def _run_dag_or_fail(dag_id: str, conf: dict) -> None:
+def _run_dag_or_fail(dag_id: str, conf: dict, settings: Settings) -> None:
     from winback import orchestration
 
-    run = orchestration.run_dag(dag_id, dt.datetime.now(dt.UTC), conf=conf)
+    started = dt.datetime.now(dt.UTC)
+    run = orchestration.run_dag(dag_id, started, conf=conf)
     if str(run.state) != "success":
-        raise DagRunFailed(f"{dag_id} ended {run.state}")
+        raise _failed(f"{dag_id} ended {run.state}", started, settings)
 
 
 def build_dbt_docs(settings: Settings) -> Path:
@@ -107,13 +151,24 @@ def build_dbt_docs(settings: Settings) -> Path:
     return target / "index.html"
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
+def _holding(command: Callable[[argparse.Namespace, contextlib.ExitStack], None]):
+    """A command given an exit stack for what it holds until it returns (the pipeline lock)."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> None:
+        with contextlib.ExitStack() as held:
+            command(args, held)
+
+    return run
+
+
+@_holding
+def cmd_demo(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
     from winback import generator, warehouse
 
     settings = get_settings()
     config = generator.GeneratorConfig(seed=args.seed, target_lines=args.lines, as_of=args.as_of)
     progress = Progress(6 + args.days)  # setup, generate, first night, nights, marts, quarterly, docs
-    progress.step("start the embedded warehouse, bootstrap it, prepare Airflow", lambda: _setup(settings))
+    progress.step("start the embedded warehouse, bootstrap it, prepare Airflow", lambda: _setup(settings, held, "demo"))
     progress.step(f"generate a demo sales system (~{args.lines:,} lines up to {args.as_of})",
                   lambda: generator.generate_source(config, warehouse.source_dsn(settings), settings.landing))
     progress.step(f"nightly extract for {args.as_of}", lambda: run_nightly(args.as_of, settings))
@@ -143,20 +198,36 @@ def _analyse(settings: Settings, progress: Progress, reason: str) -> None:
         print(f"Report:    {reports[-1]}  (latest published quarter; {len(reports)} reports in that folder)")
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def _check_as_of(as_of: dt.date, settings: Settings) -> None:
+    """The as-of date is neither after today in the business time zone nor before the DAGs' start."""
+    from winback.extract.preflight import check_as_of
+    from winback.orchestration import START_DATE
+
+    check_as_of(as_of, settings.timezone, earliest=START_DATE.date())
+
+
+@_holding
+def cmd_run(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
+    from winback.extract.preflight import check_landing
+
     os.environ["WINBACK_SALES_SOURCE"] = "files"
     os.environ["WINBACK_LANDING_URL"] = args.landing
     os.environ["WINBACK_AS_OF_DATE"] = args.as_of.isoformat()
     settings = get_settings()
+    # Before anything is written (no warehouse, no Airflow home): the date and the folder.
+    _check_as_of(args.as_of, settings)
+    check_landing(args.landing, allow_empty=args.allow_empty)
     progress = Progress(5)
-    progress.step("prepare the warehouse and Airflow", lambda: _setup(settings))
+    progress.step("prepare the warehouse and Airflow", lambda: _setup(settings, held, "run"))
     progress.step(f"extract every file in {args.landing} for {args.as_of}", lambda: run_nightly(args.as_of, settings))
     _analyse(settings, progress, reason=f"own data from {args.landing} as of {args.as_of}")
 
 
-def cmd_extract(args: argparse.Namespace) -> None:
+@_holding
+def cmd_extract(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
     settings = get_settings()
-    _setup(settings)
+    _check_as_of(args.as_of, settings)
+    _setup(settings, held, "extract")
     run_nightly(args.as_of, settings)
     _print_results(settings)
 
@@ -202,6 +273,18 @@ def cmd_publish(args: argparse.Namespace) -> None:
         print(f"  check report: {gate.data_docs_path}")
 
 
+def cmd_waive(args: argparse.Namespace) -> None:
+    from winback import warehouse
+    from winback.quality import waivers
+
+    with warehouse.connect(warehouse.warehouse_dsn(get_settings())) as conn:
+        waiver = waivers.give(conn, args.check, args.reason, as_of=args.as_of, quarter_start=args.quarter,
+                              valid_days=args.valid_days)
+    print(f"{waiver.check_name}: {waiver.describe()}")
+    print("  the next gate run in that scope records the check as a waived warning "
+          "(audit.validation_results.waived, Data Docs, winback status, the report)")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from winback import warehouse
     from winback.report import render_report
@@ -236,6 +319,16 @@ def _print_gate_and_publications(conn, limit: int) -> None:
               f"{verdict:8} {validation}  {failed}")
     if any(row[6] for row in gates):
         print("  (* passed with warnings)")
+    waived = conn.execute(
+        "select waiver_id, check_name, coalesce(as_of::text, 'quarter ' || quarter_start), waived_by, waived_at,"
+        " expires_at, expires_at > now(), reason from audit.waivers order by waived_at desc limit %s",
+        (limit,)).fetchall()
+    print("\nWaivers (audit.waivers):")
+    if not waived:
+        print("  none")
+    for waiver_id, check, scope, by, at, until, live, reason in waived:
+        state = f"until {until:%Y-%m-%d}" if live else "expired"
+        print(f"  #{waiver_id:<3} {check} for {scope}, by {by} {at:%Y-%m-%d %H:%M}, {state}: {reason[:60]}")
     print("\nPublished quarter versions (reporting.kpi_publications):")
     if not publications:
         print("  none yet")
@@ -299,7 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline on your own export folder")
     run.add_argument("--landing", required=True, help="folder or fsspec URL with <entity>*.csv|parquet files")
-    run.add_argument("--as-of", type=_date, required=True, help="the date the data describes")
+    run.add_argument("--as-of", type=_date, required=True,
+                     help="the date the data describes (any past date; not after today in WINBACK_TIMEZONE)")
+    run.add_argument("--allow-empty", action="store_true",
+                     help="accept a sales_lines file with a header and no rows (an expected empty delivery)")
     run.set_defaults(func=cmd_run)
 
     extract = sub.add_parser("extract", help="run one nightly extract (a real Airflow DAG run)")
@@ -318,6 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--as-of", type=_date, default=None,
                          help="as-of date of the staged KPIs (default: the one dbt built them for)")
     publish.set_defaults(func=cmd_publish)
+
+    waive = sub.add_parser("waive", help="accept a failed blocking check for one as-of date or quarter, with a reason")
+    waive.add_argument("check", help="the check's name, e.g. sales_lines.daily_volume (winback status lists failures)")
+    scope = waive.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--as-of", type=_date, default=None, help="the as-of date it applies to (raw checks)")
+    scope.add_argument("--quarter", type=_quarter, default=None, help="the quarter it applies to (kpi checks)")
+    waive.add_argument("--reason", required=True, help="why the failure is accepted (shown wherever the check is)")
+    waive.add_argument("--valid-days", type=int, default=7, help="days the waiver holds (default 7)")
+    waive.set_defaults(func=cmd_waive)
 
     report = sub.add_parser("report", help="render a published quarter as HTML (and PDF when possible)")
     report.add_argument("--quarter", type=_quarter, required=True, help="first day of the quarter (YYYY-MM-DD)")

@@ -21,7 +21,12 @@ from winback.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 OWNER = "winback-data-engineering"
-START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+# Airflow creates no task instance for a run whose logical date is before the DAG's
+# start_date (DagRun.verify_integrity), so that run "succeeds" having done nothing: the
+# start date is the epoch, so an as-of date of any year the data covers runs (``winback
+# run --as-of 1998-12-31``). Every DAG has ``catchup=False``: a deployed scheduler then
+# creates only the latest scheduled run, never the decades since this date.
+START_DATE = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # Extract order: reference entities first, so a sales line's client is known when it lands.
 EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
 
@@ -40,6 +45,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # run may point the same id at another database (tests do), so build it fresh.
         "AIRFLOW__COSMOS__ENABLE_CACHE_PROFILE": "False",
         "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos-cache"),
+        # The watcher producer would back its XComs up to a Variable on every dbt event (an
+        # extra API write each); off, the backup is written once by its retry/failure callback.
+        # Only a hard-killed producer loses it: the model tasks then rebuild their models one by one.
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
     }
 
 
@@ -82,12 +91,18 @@ def ensure_dbt_manifest(settings: Settings) -> Path:
     return manifest
 
 
+class NoTaskRan(RuntimeError):
+    """A DAG run ended without running any task (e.g. its logical date lies before the DAG's
+    start_date): whatever its state says, it did nothing for the requested date."""
+
+
 def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None = None,
             mark_success_pattern: str | None = None):
     """Run one DAG run for real, in this process (Airflow's ``dag.test()``); return the DagRun.
 
     ``mark_success_pattern`` (a full match of the task id) marks matching tasks successful without running them (tests
-    use it to keep a deliberately corrupted table from being rebuilt).
+    use it to keep a deliberately corrupted table from being rebuilt). A run in which no task ran raises
+    :class:`NoTaskRan` naming the DAG and the date, never passes for a success.
     """
     from airflow.dag_processing.dagbag import DagBag
 
@@ -98,7 +113,36 @@ def run_dag(dag_id: str, logical_date: dt.datetime, conf: dict[str, Any] | None 
     dag = bag.get_dag(dag_id)
     if dag is None:
         raise KeyError(f"no DAG {dag_id!r} in {settings.dags_dir}")
-    return dag.test(logical_date=logical_date, run_conf=conf, mark_success_pattern=mark_success_pattern)
+    run = dag.test(logical_date=logical_date, run_conf=conf, mark_success_pattern=mark_success_pattern)
+    states = _task_states(dag_id, run.run_id)
+    if not any(_ran(state) for state in states.values()):
+        found = ", ".join(f"{task}={state}" for task, state in sorted(states.items())) or "no task instance"
+        raise NoTaskRan(f"{dag_id} run for {logical_date:%Y-%m-%d %H:%M %Z} ran no task ({found}; "
+                        f"the DAG starts {dag.start_date:%Y-%m-%d}): nothing was done for that date")
+    return run
+
+
+def _ran(state: str | None) -> bool:
+    """A task instance in this state was run (or marked done): not None (never scheduled),
+    'removed' (not in the DAG) or 'skipped' (no winback DAG skips a task it ran)."""
+    return state is not None and state not in ("removed", "skipped")
+
+
+def _task_states(dag_id: str, run_id: str) -> dict[str, str | None]:
+    """Every task instance of one DAG run and its state (map index folded: any that ran counts)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    states: dict[str, str | None] = {}
+    with create_session() as session:
+        rows = session.execute(select(TaskInstance.task_id, TaskInstance.state)
+                               .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)).all()
+    for task_id, state in rows:
+        value = None if state is None else getattr(state, "value", str(state))
+        if task_id not in states or (not _ran(states[task_id]) and _ran(value)):
+            states[task_id] = value
+    return states
 
 
 # ----------------------------------------------------------------------------- DAG policy
