@@ -32,7 +32,7 @@ settings = get_settings()
 )
 def winback_marts():
     as_of = task(task_id="resolve_as_of")(orch.resolve_as_of_task)()
-    marts = DbtTaskGroup(
+    marts = cosmos_config.watch_after_build(DbtTaskGroup(
         group_id="dbt",
         project_config=cosmos_config.project_config(settings),
         profile_config=cosmos_config.profile_config(),
@@ -41,7 +41,7 @@ def winback_marts():
             select=["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting"]),
         operator_args=orch.dbt_operator_args(settings),
         default_args=orch.default_args(settings),
-    )
+    ))
     publish = task(task_id="announce_marts", outlets=[orch.marts_asset()])(orch.announce_marts_task)
     as_of >> marts >> publish()
 

@@ -33,7 +33,7 @@ def winback_quarterly_kpis():
     # The whole project for one as-of date, so KPI staging and the marts the gate
     # reconciles against describe the same day; the BI views over the marts (tag
     # reporting) too, as rebuilding a mart drops the views on it.
-    build = DbtTaskGroup(
+    build = cosmos_config.watch_after_build(DbtTaskGroup(
         group_id="dbt",
         project_config=cosmos_config.project_config(settings),
         profile_config=cosmos_config.profile_config(),
@@ -42,7 +42,7 @@ def winback_quarterly_kpis():
             select=["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting", "tag:kpi"]),
         operator_args=orch.dbt_operator_args(settings),
         default_args=orch.default_args(settings),
-    )
+    ))
     # Planned after the build: a backfill lists the closed quarters staged but unpublished.
     quarters = task(task_id="plan_quarters")(quarterly.plan_task)(as_of)
     raw_gate = task(task_id="validate_raw")(quarterly.validate_raw_task)(as_of)

@@ -1,23 +1,53 @@
-"""Paths and profiles for astronomer-cosmos, in one place (after astronomer/cosmos-demo).
+"""Paths, profiles and the execution shape of the dbt task groups, in one place (after
+astronomer/cosmos-demo).
 
 The DAGs render the dbt project from its prebuilt ``target/manifest.json``
 (``LoadMode.DBT_MANIFEST``), so parsing a DAG file runs no dbt. The dbt profile is built
 from the Airflow connection ``warehouse`` (``AIRFLOW_CONN_WAREHOUSE``): no secrets live in
 ``profiles.yml``.
+
+Execution shape: Cosmos' ``ExecutionMode.WATCHER``. One task (the *producer*,
+``dbt.dbt_producer_watcher``) runs a single ``dbt build`` of the group's selection with
+dbt's own threads, in-process (``InvocationMode.DBT_RUNNER``: one parse per run, not one per
+model), and publishes each node's result as it finishes. Every model keeps its Airflow task
+(``dbt.<model>.run``) and its tests theirs (``dbt.<model>.test``): those are sensors that
+take their state from the producer's results, so the UI shows per-model status while the
+run costs what one ``dbt build`` costs. A model that failed fails its task; that task's
+retry runs ``dbt run --select <model>`` alone (and a test task's retry ``dbt test --select
+<model>``), so a retry redoes only what failed and what had not run below it, never the
+models that succeeded. The producer itself never builds twice: a retried producer restores
+its first attempt's results and is *skipped* (``dbt.dbt_producer_watcher_done`` absorbs the
+skip), see :func:`watch_after_build`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import (
+    PRODUCER_WATCHER_DONE_TASK_ID,
+    PRODUCER_WATCHER_TASK_ID,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestBehavior,
+)
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from winback.config import WAREHOUSE_CONN_ID, Settings
 
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+# dbt events the producer does not forward to the Airflow API (see _results_only).
+_PROGRESS_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
+# dbt's threads in the producer's ``dbt build`` (the same as dbt_project/profiles.yml, so a
+# DAG run and a plain ``dbt build`` run the same way).
+DBT_THREADS = 2
 
 
 def manifest_path(settings: Settings) -> Path:
@@ -37,19 +67,83 @@ def profile_config() -> ProfileConfig:
         profile_name="winback",
         target_name="airflow",
         profile_mapping=PostgresUserPasswordProfileMapping(
-            conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "staging", "threads": 2}),
+            conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "staging", "threads": DBT_THREADS}),
     )
 
 
 def render_config(select: list[str]) -> RenderConfig:
-    # Each model runs, then its tests run right after it (a failed test stops its children).
-    # The DAGs publish their own Assets; Cosmos would derive one per model from OpenLineage
-    # URIs, which Airflow 3 rejects for a Unix-socket host.
-    # A test with several parents (a relationships test) runs once all of them are built.
+    # One task per model and one per model's tests, right after it (a failed test stops its
+    # children). A test with several parents (a relationships test) gets its own task, after
+    # all of them. The DAGs publish their own Assets; Cosmos would derive one per model from
+    # OpenLineage URIs, which Airflow 3 rejects for a Unix-socket host.
     return RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.AFTER_EACH,
                         should_detach_multiple_parents_tests=True, emit_datasets=False)
 
 
 def execution_config() -> ExecutionConfig:
-    # In-process dbt runner: no subprocess per task, so a model task costs little more than dbt itself.
-    return ExecutionConfig(dbt_executable_path=str(DBT_EXECUTABLE), invocation_mode=InvocationMode.DBT_RUNNER)
+    return ExecutionConfig(
+        execution_mode=ExecutionMode.WATCHER,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        dbt_executable_path=str(DBT_EXECUTABLE),
+        # Only for the producer: its retry runs no dbt (it restores the first attempt's
+        # results and skips), so it need not wait for the usual backoff before the model
+        # tasks can read those results and retry what failed.
+        setup_operator_args={"retry_delay": dt.timedelta(seconds=1), "retry_exponential_backoff": False},
+    )
+
+
+def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:
+    """Start the group's model and test tasks once the producer's ``dbt build`` is over.
+
+    Cosmos leaves them unordered with the producer, to poll (deferred) while it runs. Under
+    ``dag.test()`` (how ``winback run`` and the tests run DAGs: one process, one task at a
+    time, in no set order) a sensor that happens to start first would wait for ever for a
+    producer that cannot start. After the producer, each sensor finds its node's result on
+    its first look and finishes at once, without a triggerer; under a scheduler they turn
+    green (or red) together as the build ends rather than one by one during it. They start
+    when the producer succeeded or was skipped (its retry), not when it failed.
+    Call before wiring the group to other tasks.
+    """
+    from airflow.sdk import TriggerRule
+
+    prefix = f"{group.group_id}." if group.group_id else ""
+    producer = group.dag.get_task(f"{prefix}{PRODUCER_WATCHER_TASK_ID}")
+    producer._make_parse_callable = _results_only(producer._make_parse_callable)
+    done = f"{prefix}{PRODUCER_WATCHER_DONE_TASK_ID}"
+    inside = {task.task_id for task in group.iter_tasks()}
+    for task in group.iter_tasks():
+        if task.task_id in (producer.task_id, done) or task.upstream_task_ids & inside:
+            continue
+        producer >> task
+        task.trigger_rule = TriggerRule.NONE_FAILED
+    return group
+
+
+def _results_only(make_parse_callable: Callable[[], Callable[[str, Any], None]]):
+    """The producer's dbt event handler without the per-node progress events.
+
+    Cosmos' producer stores an XCom (an Airflow API call, made on dbt's thread, under one
+    lock) for every start/compiling/executing/finished event of every node: ~960 calls for
+    the marts selection, ~425 without the progress events. Measured at size S under
+    ``dag.test()`` (with the incremental XCom backup off): producer 35 s with them, 16 s
+    without, against 13-14 s for ``dbt build`` alone. The sensors only ever read a node's
+    final status (and its final event, for their log), so the progress events are dropped
+    here before Cosmos sees them; the results, skips, compiled SQL and test aggregation
+    are Cosmos' own. (Cosmos 1.15.1: ``DbtProducerWatcherOperator._make_parse_callable``.)
+    """
+
+    def make() -> Callable[[str, Any], None]:
+        parse = make_parse_callable()
+
+        def handle(line: str, extra_kwargs: Any) -> None:
+            if '"Node' in line:
+                try:
+                    if json.loads(line).get("info", {}).get("name") in _PROGRESS_EVENTS:
+                        return
+                except ValueError:
+                    pass
+            parse(line, extra_kwargs)
+
+        return handle
+
+    return make

@@ -68,7 +68,10 @@ def test_dbt_tasks_get_the_as_of_date_in_the_environment_not_as_a_var(dagbag):
     from winback.dbt import AS_OF_ENV
 
     for dag_id in ("winback_marts", "winback_quarterly_kpis"):
-        dbt_tasks = [t for t in dagbag.get_dag(dag_id).tasks if t.task_id.startswith("dbt.")]
+        # Every task of the dbt group runs dbt (the producer) or may on retry (a model or test
+        # task), except Cosmos' gate that absorbs the producer's skip.
+        dbt_tasks = [t for t in dagbag.get_dag(dag_id).tasks
+                     if t.task_id.startswith("dbt.") and t.task_id != "dbt.dbt_producer_watcher_done"]
         assert dbt_tasks, f"{dag_id} has no dbt tasks"
         for task in dbt_tasks:
             assert "resolve_as_of" in task.env.get(AS_OF_ENV, ""), f"{dag_id}.{task.task_id}: {task.env}"
@@ -104,3 +107,31 @@ def test_dags_that_rebuild_the_marts_rebuild_the_bi_views_after_them(dagbag, dag
         assert parents, view
         for parent in parents:
             assert run_task(parent) is not None and run_task(parent).task_id in upstream, (view, parent)
+
+
+@pytest.mark.parametrize("dag_id", ["winback_marts", "winback_quarterly_kpis"])
+def test_dbt_runs_as_one_build_with_a_task_per_model_and_per_models_tests(dagbag, dag_id):
+    # Cosmos' watcher mode: one producer runs ``dbt build`` in-process; each model and each
+    # model's tests keep a task (a sensor reading the producer's result, running dbt for its
+    # node alone only on retry). The sensors start after the producer, which dag.test() needs
+    # (a sensor that ran first would wait for a producer that cannot start).
+    from cosmos.constants import InvocationMode
+    from cosmos.operators.watcher import DbtProducerWatcherOperator, DbtRunWatcherOperator, DbtTestWatcherOperator
+
+    dag = dagbag.get_dag(dag_id)
+    producer = dag.get_task("dbt.dbt_producer_watcher")
+    assert isinstance(producer, DbtProducerWatcherOperator)
+    assert producer.invocation_mode == InvocationMode.DBT_RUNNER
+    assert producer.upstream_task_ids == {"resolve_as_of"}
+    group = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
+    models = [t for t in group if isinstance(t, DbtRunWatcherOperator) and not isinstance(t, DbtTestWatcherOperator)]
+    tests = [t for t in group if isinstance(t, DbtTestWatcherOperator)]
+    assert len(models) >= 40 and len(tests) >= 30
+    assert {t.task_id for t in models} >= {"dbt.stg_erp__sales_lines.run", "dbt.dim_clients.run"}
+    downstream = {t.task_id for t in producer.get_flat_relatives(upstream=False)}
+    assert {t.task_id for t in models + tests} <= downstream
+    for sensor in models + tests:
+        inside = sensor.upstream_task_ids & {t.task_id for t in group}
+        assert inside, sensor.task_id
+        if inside == {producer.task_id}:
+            assert sensor.trigger_rule == "none_failed", sensor.task_id

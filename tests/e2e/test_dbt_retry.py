@@ -1,0 +1,140 @@
+"""A model that fails once is retried alone: the marts DAG's retry redoes only what failed.
+
+The marts DAG runs its dbt selection as one ``dbt build`` (Cosmos' watcher producer) and
+keeps a task per model and per model's tests. Here the raw ``managers`` table is missing
+for that build, so ``stg_erp__managers`` fails and dbt skips the three models below it. The
+table is given back when the failed model task goes up for retry (an ``on_retry_callback``
+added to the DAG's default arguments for this test only), as an operator fixing a source
+would. The run must then succeed, having rebuilt ``stg_erp__managers`` and its three
+descendants on their tasks' retries, and nothing else: every other relation keeps the
+physical identity (``pg_class`` oid; a dbt table or view rebuild replaces it) it had when
+the build ended, and every other model task succeeded on its first try without running dbt.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+from integration.test_quality_gate import AS_OF, _create, _drop, load_raw
+
+from winback import orchestration, warehouse
+from winback.config import get_settings
+from winback.orchestration import run_dag
+
+pytestmark = pytest.mark.e2e
+
+FAILING = "stg_erp__managers"
+# The marts DAG's selection (tags), which are also the schemas its models are built in.
+SCHEMAS = ("staging", "intermediate", "marts", "reporting")
+
+
+def _relations(dsn: str) -> dict[str, int]:
+    """Every dbt relation of the marts schemas and its oid (a rebuilt table or view gets a new one)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select c.relname, c.oid::bigint from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                            " where n.nspname = any(%s) and c.relkind in ('r', 'v', 'm', 'p')",
+                            (list(SCHEMAS),)).fetchall()
+    return dict(rows)
+
+
+def _manifest() -> dict:
+    return json.loads((get_settings().dbt_project_dir / "target" / "manifest.json").read_text())
+
+
+def _selected_models() -> set[str]:
+    """The models the marts DAG builds (its selection: these tags)."""
+    return {node["name"] for node in _manifest()["nodes"].values()
+            if node["resource_type"] == "model" and set(SCHEMAS) & set(node["tags"])}
+
+
+def _descendants(model: str) -> set[str]:
+    manifest = _manifest()
+    found: set[str] = set()
+    todo = [f"model.winback.{model}"]
+    while todo:
+        for child in manifest["child_map"].get(todo.pop(), []):
+            if child.startswith("model.") and child not in found:
+                found.add(child)
+                todo.append(child)
+    return {uid.split(".")[-1] for uid in found if set(SCHEMAS) & set(manifest["nodes"][uid]["tags"])}
+
+
+def _task_instances(dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number)
+                               .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)).all()
+    return {task_id: (getattr(state, "value", str(state)), tries) for task_id, state, tries in rows}
+
+
+@pytest.fixture
+def loaded_warehouse(pg_admin_dsn, airflow_home, monkeypatch, tmp_path):
+    name = f"wb_retry_{uuid.uuid4().hex[:10]}"
+    dsn = _create(pg_admin_dsn, name)
+    try:
+        warehouse.bootstrap(dsn)
+        load_raw(dsn)
+        monkeypatch.setenv("WINBACK_WAREHOUSE_URL", dsn)
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.airflow_conn_uri(dsn))
+        monkeypatch.setenv("WINBACK_HOME", str(tmp_path))
+        yield dsn
+    finally:
+        _drop(pg_admin_dsn, name)
+
+
+def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch):
+    dsn = loaded_warehouse
+    failed_task = f"dbt.{FAILING}.run"
+    at_retry: dict[str, dict[str, int]] = {}
+
+    def give_the_table_back(context):
+        # Runs when a task goes up for retry; only the failed model's first failure acts.
+        if context["ti"].task_id == failed_task and not at_retry:
+            at_retry["relations"] = _relations(dsn)
+            with psycopg.connect(dsn) as conn:
+                conn.execute("alter table raw.managers_hidden rename to managers")
+
+    default_args = orchestration.default_args
+
+    def with_retry_hook(settings):
+        return {**default_args(settings), "on_retry_callback": give_the_table_back}
+
+    monkeypatch.setattr(orchestration, "default_args", with_retry_hook)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("alter table raw.managers rename to managers_hidden")
+
+    run = run_dag("winback_marts", orchestration.logical_date_for(AS_OF, get_settings()),
+                  conf={"as_of": AS_OF.isoformat()})
+
+    tasks = _task_instances("winback_marts", run.run_id)
+    assert str(run.state) == "success", {t: s for t, s in tasks.items() if s[0] != "success"}
+    assert at_retry, f"{failed_task} never went up for retry"
+    redone = {FAILING, *_descendants(FAILING)}
+    assert len(redone) == 4, redone  # the view on raw.managers and the three models below it
+
+    # In Airflow: the build ran once (its retry only hands the first attempt's results on),
+    # the failed model and the models dbt skipped below it were retried, nothing else was.
+    assert tasks["dbt.dbt_producer_watcher"] == ("skipped", 2)
+    model_tasks = {t.split(".")[1]: s for t, s in tasks.items() if t.endswith(".run") or t.endswith("_run")}
+    assert len(model_tasks) == 40, sorted(model_tasks)
+    retried = {model for model, (_, tries) in model_tasks.items() if tries > 1}
+    assert retried == redone, retried ^ redone
+    assert all(state == "success" for state, _ in model_tasks.values()), model_tasks
+
+    # In the warehouse: the four were built on retry; every other relation is exactly the one
+    # the build left (same oid), so no retry rebuilt it.
+    before, after = at_retry["relations"], _relations(dsn)
+    assert redone <= set(after) and not redone & set(before), redone & set(before)
+    others = _selected_models() - redone
+    assert len(others) == 36 and others <= set(before)
+    assert {r: before.get(r) for r in others} == {r: after[r] for r in others}
+    with psycopg.connect(dsn) as conn:
+        moves = conn.execute("select count(*) from reporting.manager_segment_moves").fetchone()[0]
+        managers = conn.execute(f"select count(*) from staging.{FAILING}").fetchone()[0]
+    assert managers > 0 and moves >= 0
