@@ -120,9 +120,15 @@ def _gate(conn: psycopg.Connection, validation_id: str) -> tuple[dict[str, Any] 
     try:
         with conn.transaction():
             row = _one(conn, "select validation_id, run_id, suite, as_of, quarter_start, success, failed_blocking, "
-                             "failed_warning, evaluated, data_docs_path, created_at, waived, "
-                             "array(select observed -> name ->> 'waived' from unnest(waived) as name) as waivers "
-                             "from audit.validation_results where validation_id = %s", (validation_id,))
+                             "failed_warning, evaluated, data_docs_path, created_at, "
+                             # The waivers behind this publication: of its kpi run, and of the raw run
+                             # of the same pipeline run for the same as-of date.
+                             "(select coalesce(jsonb_agg(jsonb_build_object('check', w.name, 'suite', r.suite, "
+                             "'waiver', r.observed -> w.name ->> 'waived') order by r.suite, w.name), '[]') "
+                             "from audit.validation_results as r, unnest(r.waived) as w (name) "
+                             "where r.validation_id = v.validation_id or (r.run_id = v.run_id and r.suite = 'raw' "
+                             "and r.as_of = v.as_of)) as waivers "
+                             "from audit.validation_results as v where validation_id = %s", (validation_id,))
     except psycopg.errors.InsufficientPrivilege:
         return None, "the gate run's details are in audit.validation_results, which this login cannot read"
     if row is None:

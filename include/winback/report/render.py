@@ -289,7 +289,7 @@ def _gate_status(data: ReportData) -> dict[str, Any]:
         return {"verdict": "unknown", "label": "details not available", "note": data.gate_note}
     if not gate["success"]:
         verdict, label = "failed", "FAILED"
-    elif gate["waived"]:
+    elif gate["waivers"]:
         verdict, label = "waived", "passed with waived checks"
     elif gate["failed_warning"]:
         verdict, label = "warning", "passed with warnings"
