@@ -40,6 +40,8 @@ def test_a_malformed_record_survives_the_rewriting_as_a_marker():
     ("1 234,50", ",", "1234.50"), ("-1\u00a0234\u00a0567,5", ",", "-1234567.5"), ("12,5", ",", "12.5"),
     ("1.234,50", ",", "1234.50"), ("1234.50", ",", "1234.50"), ("1,234.50", ".", "1234.50"),
     ("12", ",", "12"), ("abc", ",", "abc"), ("1,2,3", ",", "1,2,3"),
+    ("1.234", ",", "1.234"),  # a dot alone may be a decimal point: left as it is, never read as 1234
+    ("1 234", ",", "1234"),
 ])
 def test_numbers_in_a_locales_form_become_the_contracts(text, decimal, expected):
     assert normalize_number(text, decimal) == expected

@@ -172,14 +172,18 @@ def map_header(header: list[str], entity: Entity, fmt: FileFormat) -> list[str]:
 
 
 # --------------------------------------------------------------------------- numbers
-_GROUPED_COMMA = re.compile(r"^[+-]?\d{1,3}(?:[ \u00a0\u202f.']\d{3})+(?:,\d+)?$")
+# Thousands grouped by a space (or a no-break or thin space, or an apostrophe), decimals optional;
+# grouped by a dot only with a decimal comma after: "1.234" alone may be 1.234 in a file with dot
+# decimals, and is left as it is rather than read as 1234.
+_GROUPED_COMMA = re.compile(r"^[+-]?\d{1,3}(?:(?:[ \u00a0\u202f']\d{3})+(?:,\d+)?|(?:\.\d{3})+,\d+)$")
 _PLAIN_COMMA = re.compile(r"^[+-]?\d*,\d+$")
 _GROUPED_DOT = re.compile(r"^[+-]?\d{1,3}(?:[ \u00a0\u202f,']\d{3})+(?:\.\d+)?$")
 
 
 def normalize_number(value: str, decimal: str) -> str:
     """A number as the contract writes it (``1234.50``) from a locale's form: ``1 234,50``
-    with a decimal comma, ``1,234.50`` with a dot. Anything else is left for the checks."""
+    or ``1.234,50`` with a decimal comma, ``1,234.50`` with a dot. Anything else is left as
+    it is, for the checks to judge."""
     text = value.strip()
     if decimal == ",":
         if _PLAIN_COMMA.match(text):
