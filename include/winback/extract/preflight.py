@@ -93,19 +93,9 @@ def _csv_no_rows(url: str) -> str | None:
         return None  # more than a header
     if not head.strip():
         return "is empty (no header, no rows)"
-    end = _first_record_end(head)
+    end = sources.first_record_end(head)
     rest = head[end:] if end >= 0 else b""
     return None if rest.strip() else "has a header and no rows"
-
-
-def _first_record_end(buffer: bytes) -> int:
-    """The end of the header record: the first newline outside quotes (RFC 4180), or -1."""
-    position = buffer.find(b"\n")
-    while position >= 0:
-        if buffer.count(b'"', 0, position) % 2 == 0:
-            return position + 1
-        position = buffer.find(b"\n", position + 1)
-    return -1
 
 
 def _parquet_no_rows(url: str) -> str | None:

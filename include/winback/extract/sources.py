@@ -95,7 +95,7 @@ def _split_header(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     buffer = b""
     for block in blocks:
         buffer += block
-        end = _first_record_end(buffer)
+        end = first_record_end(buffer)
         if end > 0:
             break
     else:
@@ -110,7 +110,8 @@ def _split_header(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     return head, remaining()
 
 
-def _first_record_end(buffer: bytes) -> int:
+def first_record_end(buffer: bytes) -> int:
+    """The end of the first record: just after the first newline outside quotes (RFC 4180), or -1."""
     position = buffer.find(b"\n")
     while position >= 0:
         if buffer.count(b'"', 0, position) % 2 == 0:
