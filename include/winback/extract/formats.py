@@ -143,6 +143,13 @@ def sniff_encoding(sample: bytes) -> str:
     """``utf-8-sig`` for a BOM, ``cp1251`` for bytes that are Windows-1251 text, else ``utf-8``."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    if sample.isascii():  # the usual case, answered at C speed
+        return "utf-8"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
     text = decoder.decode(sample, final=False)
     bad = sum(1 for char in text if "\udc80" <= char <= "\udcff")
