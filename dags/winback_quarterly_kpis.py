@@ -8,6 +8,8 @@ and publishes the quarter that just closed. Trigger it by hand with conf
 run naming the failed expectations, alerts, and leaves the reporting schema untouched.
 """
 
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import dag, task
 from cosmos import DbtTaskGroup
 
@@ -47,10 +49,20 @@ def winback_quarterly_kpis():
     quarters = task(task_id="plan_quarters")(quarterly.plan_task)(as_of)
     raw_gate = task(task_id="validate_raw")(quarterly.validate_raw_task)(as_of)
     validations = task(task_id="validate_kpi")(quarterly.validate_kpi_task)(as_of, quarters)
-    published = task(task_id="publish", outlets=[orch.reporting_asset()])(quarterly.publish_task)(validations)
+    # A publication with warnings or waivers waits for a person's approval (setting
+    # publish_approval); a rejection skips it and leaves reporting as it was.
+    review = task.branch(task_id="review_publication")(quarterly.review_task)(as_of, validations)
+    approve = ApprovalOperator(
+        task_id=quarterly.APPROVAL_TASK,
+        subject="Publish the quarterly KPIs despite these warnings or waivers?",
+        body="{{ ti.xcom_pull(task_ids='review_publication', key='review') }}",
+    )
+    straight_on = EmptyOperator(task_id=quarterly.NO_REVIEW_TASK)
+    published = task(task_id="publish", outlets=[orch.reporting_asset()],
+                     trigger_rule="none_failed_min_one_success")(quarterly.publish_task)(validations)
     task(task_id="render_report")(quarterly.report_task)(published)
     as_of >> build >> [quarters, raw_gate]
-    raw_gate >> validations >> published
+    raw_gate >> validations >> review >> [approve, straight_on] >> published
 
 
 winback_quarterly_kpis()

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     # tests) set it low so a failure surfaces in seconds rather than after the backoff.
     retry_delay_seconds: int = Field(default=120, ge=1, le=3600)
 
+    # Publications whose gate runs have warnings or waivers wait for a person's approval in
+    # the quarterly DAG (Airflow's human-in-the-loop ApprovalOperator). auto: in deployed runs
+    # only (an in-process CLI run has nobody to answer; its operator gave the waivers);
+    # required: in every run, the CLI's included; off: never.
+    publish_approval: Literal["auto", "required", "off"] = "auto"
+
     # Optional webhook for failure alerts (Airflow notifier); empty means log only.
     alert_webhook_url: str | None = None
 

@@ -93,6 +93,46 @@ def validate_kpi_task(as_of: str, quarters: list[str]) -> dict[str, str]:
     return validations
 
 
+APPROVAL_TASK = "approve_publication"
+NO_REVIEW_TASK = "no_review_needed"
+
+
+def review_lines(dsn: str, as_of: dt.date, run_id: str, validations: dict[str, str]) -> list[str]:
+    """What a person should see before these quarters are published: every warning and
+    waiver of their kpi gate runs and of this run's raw gate run."""
+    with warehouse.connect(dsn) as conn:
+        rows = conn.execute(
+            "select quarter_start, failed_warning, waived, observed from audit.validation_results"
+            " where validation_id = any(%s) or (run_id = %s and suite = 'raw' and as_of = %s)"
+            " order by suite desc, quarter_start", (list(validations.values()), run_id, as_of)).fetchall()
+    lines = []
+    for quarter, warnings, waived, observed in rows:
+        scope = f"quarter {quarter}" if quarter else f"raw data as of {as_of}"
+        for name in warnings:
+            if name in waived:
+                lines.append(f"- {scope}: **{name}** failed and was waived: {observed[name].get('waived')}")
+            else:
+                note = observed.get(name, {}).get("note") or "warning"
+                lines.append(f"- {scope}: {name} ({note})")
+    return lines
+
+
+def review_task(as_of: str, validations: dict[str, str]) -> str:
+    """Branch: publications whose gate runs have warnings or waivers wait for a person's
+    approval (``publish_approval``); the others go straight on. The approval shows the list."""
+    context = _context()
+    run = context["dag_run"]
+    lines = review_lines(warehouse.warehouse_dsn(), dt.date.fromisoformat(as_of), context["run_id"], validations)
+    context["ti"].xcom_push(key="review", value="\n".join(lines) or "no warnings, no waivers")
+    mode = get_settings().publish_approval
+    in_process = getattr(run, "triggering_user_name", None) == "dag_test"  # dag.test(): nobody to answer
+    if not lines or mode == "off" or (mode == "auto" and in_process):
+        log.info("publishing without review (%s warnings or waivers, approval %s)", len(lines), mode)
+        return NO_REVIEW_TASK
+    log.info("publication waits for approval: %s", "; ".join(lines))
+    return APPROVAL_TASK
+
+
 def publish_task(validations: dict[str, str]) -> dict[str, int]:
     """Publish every validated quarter (each atomically, as a new version)."""
     from winback.publish import publish_quarter

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 import uuid
 
 import psycopg
@@ -29,7 +31,7 @@ from integration.test_quality_gate import (
     reporting_snapshot,
 )
 
-from winback import warehouse
+from winback import quarterly, warehouse
 from winback.orchestration import run_dag
 
 pytestmark = pytest.mark.e2e
@@ -110,5 +112,100 @@ def test_a_corruption_blocks_publication_and_leaves_reporting_untouched(
             failed = conn.execute("select failed_blocking from audit.validation_results"
                                   " where not success order by created_at desc limit 1").fetchone()
         assert failed and failed_check in failed[0]
+    finally:
+        _drop(pg_admin_dsn, name)
+
+
+class _Reviewer:
+    """The person answering in the Airflow UI: responds through the HITL REST API's handler."""
+
+    def __init__(self, choice: str, token: str):
+        self.choice, self.token = choice, token  # answers only the run whose conf carries the token
+        self.answered, self.body, self.error = threading.Event(), None, None
+
+    def get_id(self) -> str:
+        return "sales-director"
+
+    def get_name(self) -> str:
+        return "Sales Director"
+
+    def respond_when_asked(self, timeout: float = 300) -> None:
+        try:
+            self._respond(timeout)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test, which must not hang
+            self.error = exc
+            self._end_waiting()
+
+    def _end_waiting(self) -> None:
+        """Fail the parked approval task, so a broken responder ends the run instead of hanging it."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+
+        with create_session() as session:
+            for ti in session.query(TaskInstance).filter(TaskInstance.task_id == quarterly.APPROVAL_TASK,
+                                                         TaskInstance.state == TaskInstanceState.AWAITING_INPUT):
+                ti.state = TaskInstanceState.FAILED
+
+    def _respond(self, timeout: float) -> None:
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+        from airflow.models.dagrun import DagRun
+        from airflow.models.hitl import HITLDetail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import String, cast, select
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                waiting = session.execute(
+                    select(TaskInstance.id, TaskInstance.dag_id, TaskInstance.run_id)
+                    .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+                    .where(TaskInstance.dag_id == "winback_quarterly_kpis",
+                           TaskInstance.task_id == quarterly.APPROVAL_TASK,
+                           TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+                    .where(cast(DagRun.conf, String).contains(self.token))).first()
+            if waiting is not None:
+                with create_session() as session:  # a session of its own, as the API server's request has
+                    self.body = session.execute(select(HITLDetail.body).where(HITLDetail.ti_id == waiting.id)).scalar()
+                    update_hitl_detail(dag_id=waiting.dag_id, dag_run_id=waiting.run_id, task_id=quarterly.APPROVAL_TASK,
+                                       update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[self.choice]),
+                                       user=self, session=session)
+                self.answered.set()
+                return
+            time.sleep(0.5)
+        raise TimeoutError("no approval task waited for input")
+
+
+@pytest.mark.parametrize("choice", ["Approve", "Reject"])
+def test_a_publication_with_warnings_waits_for_a_persons_approval(choice, published, pg_admin_dsn, monkeypatch,
+                                                                   tmp_path):
+    name = f"wb_qdag_{uuid.uuid4().hex[:10]}"
+    dsn = _create(pg_admin_dsn, name, template=published["name"])
+    try:
+        _point_pipeline_at(monkeypatch, dsn, tmp_path)
+        monkeypatch.setenv("WINBACK_PUBLISH_APPROVAL", "required")
+        execute(dsn, "delete from reporting.kpi_quarterly_breakdown_versions",
+                "delete from reporting.kpi_quarterly_versions", "delete from reporting.kpi_publications")
+        token = uuid.uuid4().hex
+        reviewer = _Reviewer(choice, token)
+        responder = threading.Thread(target=reviewer.respond_when_asked, daemon=True)
+        responder.start()
+        run = _run({"quarter": QUARTER.isoformat(), "reason": "reviewed publication", "review_token": token},
+                   mark_success_pattern=r"dbt\..*")
+        responder.join(timeout=5)
+
+        assert reviewer.error is None, repr(reviewer.error)
+        assert reviewer.answered.is_set(), "the publication never asked for approval"
+        # Q1 2025's recovered revenue is not final yet: the warning the person approved.
+        assert "kpi_quarterly.recovered_revenue_final" in reviewer.body
+        with psycopg.connect(dsn) as conn:
+            versions = conn.execute("select version, reason from reporting.kpi_publications").fetchall()
+        if choice == "Approve":
+            assert str(run.state) == "success" and versions == [(1, "reviewed publication")]
+        else:
+            assert versions == []  # rejected: reporting exactly as it was
     finally:
         _drop(pg_admin_dsn, name)
