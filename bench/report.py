@@ -77,6 +77,26 @@ def load_figures(size: dict[str, Any]) -> dict[str, Any]:
             "bad_rows_quarantined": (size["load"].get("with_bad_rows") or {}).get("rows_quarantined")}
 
 
+def load_summary(results: dict[str, Any]) -> str:
+    """The sales load's figures alone (``--only-load``): rates and ratios per size, in Markdown."""
+    machine = results["machine"]
+    lines = [f"Sales load (`{results['command']}`): {machine['cpu']}, {machine['cores']} cores, load average "
+             f"{machine['load_start']} at the start, {machine['load_end']} at the end; "
+             f"{results['total_seconds'] / 60:.1f} min.", ""]
+    rows = []
+    for name, size in _ok(results["sizes"]):
+        f = load_figures(size)
+        rows.append([name, _n(f["rows"]), str(f["runs"]), _n(f["extract"]), _n(f["copy"]), _x(f["vs_copy"]),
+                     _x(f["vs_to_sql"]), _x(f["staged"] / f["copy"]) if f["staged"] else "–",
+                     _x(f["bad_rows"] / f["copy"]) if f["bad_rows"] else "–", _n(f["rss"])])
+    lines += _table(["size", "rows", "runs", "extract rows/s", "COPY rows/s", "extract / COPY", "extract / to_sql",
+                     "staged / COPY", "1 in 1,000 bad / COPY", "peak MB"], rows)
+    for name, size in results["sizes"].items():
+        if "error" in size:
+            lines.append(f"\n{name}: FAILED: {size['error']}")
+    return "\n".join(lines)
+
+
 def dbt_figures(size: dict[str, Any]) -> dict[str, Any]:
     full = median([r["wall"] for r in size["full_refresh"]])
     nightly = median([n["steps"]["dbt run"] for n in size["nights"]])

@@ -594,6 +594,11 @@ class RawLoader:
                     " group by 1) i left join (select _delivery, count(*) n from _latest group by 1) l"
                     " using (_delivery)"):
                 accounts[delivery].superseded += lost
+        if not incoming:  # e.g. a clean first load: the bulk path copied every row, nothing is staged
+            if self.bulk_rows:
+                accounts[min(accounts)].loaded += self.bulk_rows
+            result.rows_updated = result.rows_inserted = result.rows_unchanged = 0
+            return
         primary_key = self._drop_primary_key(conn, incoming)
         changed = sql.SQL("({}) is distinct from ({})").format(
             sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in business),
