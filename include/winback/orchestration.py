@@ -62,6 +62,13 @@ def prepare_airflow(settings: Settings | None = None) -> dict[str, str]:
     for key, value in env.items():
         os.environ.setdefault(key, value)
     home = Path(os.environ["AIRFLOW_HOME"])
+    if home == settings.airflow_home or not (home / "airflow.cfg").exists():
+        # A self-contained home: plain `airflow ...` commands in it find the DAGs, no examples.
+        from winback.deployment import cli_config_values, write_airflow_cfg
+
+        write_airflow_cfg(home, cli_config_values(settings, home),
+                          "Written by winback (the CLI's local Airflow, metadata in SQLite here); "
+                          "make airflow uses ../airflow-local.")
     marker = home / ".winback-migrated"
     if not marker.exists():
         home.mkdir(parents=True, exist_ok=True)

