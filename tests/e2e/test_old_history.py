@@ -65,7 +65,7 @@ def _quarters(first: dt.date, last: dt.date) -> list[dt.date]:
     return quarters
 
 
-def test_a_1990s_history_runs_end_to_end_and_publishes_its_closed_quarters(old_export, cli_env, capsys):
+def test_a_1990s_history_runs_end_to_end_and_publishes_its_closed_quarters(old_export, cli_env, capsys, tmp_path):
     landing, rows = old_export
     dsn = cli_env(AS_OF, landing)
     first_order = min(dt.date.fromisoformat(r["order_date"]) for r in rows)
@@ -86,6 +86,9 @@ def test_a_1990s_history_runs_end_to_end_and_publishes_its_closed_quarters(old_e
     # Every closed quarter from the first order's to Q4 1998 (closed on D, its last day).
     expected = _quarters(first_order, dt.date(1998, 10, 1))
     assert published == expected and as_of_dates == {AS_OF}
+    # No contact log was delivered: whether the lost were contacted is unknown, and says so.
+    report = (tmp_path / "home" / "output" / "reports" / "winback-report-1998-Q4-v1.html").read_text()
+    assert 'data-note="lost_contacted_share"' in report and "no contact log delivered" in report
 
 
 def test_a_dag_run_that_runs_no_task_is_an_error_naming_the_dag_and_date(cli_env, tmp_path):
