@@ -467,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Also SIGINT, explicitly: started in the background by a non-interactive shell (CI, nohup,
+    # make in a script), a process inherits SIGINT ignored, and Python then installs no handler.
+    signal.signal(signal.SIGINT, on_signal)
     home = deployment_home(settings)
     print(f"winback: local Airflow deployment ({EXECUTORS[args.executor]}), AIRFLOW_HOME={home}", flush=True)
     deployment: Deployment | None = None

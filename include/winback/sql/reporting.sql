@@ -273,8 +273,11 @@ end $$;
 -- BI reads the published figures (tables and views); nobody but the publisher writes them.
 grant select on all tables in schema reporting to winback_bi_reader;
 grant select, insert on audit.validation_results to winback_transformer;
--- Waivers are given by operators (winback waive) and read by the gate.
+-- Waivers are given by operators (winback waive) and read by the gate. Granted here as in
+-- bootstrap.sql's grants on all of audit, which ran before this table existed.
 grant select on audit.waivers to winback_transformer;
+grant select, insert, update, delete on audit.waivers to winback_loader;
+grant usage on sequence audit.waivers_waiver_id_seq to winback_loader;
 grant select, insert on reporting.kpi_publications, reporting.kpi_quarterly_versions,
     reporting.kpi_quarterly_breakdown_versions to winback_transformer;
 revoke update, delete, truncate on reporting.kpi_publications, reporting.kpi_quarterly_versions,
