@@ -281,6 +281,7 @@ def quarterly_kpis(
     as_of_day = ledger.as_of
     episodes = _episodes(ledger, lost_after)
     contact_days = _contact_days(contacts, as_of_day)
+    contacts_delivered = contacts is not None and not contacts.empty
 
     rows = []
     for start, end in ledger.closed_quarters():
@@ -322,7 +323,8 @@ def quarterly_kpis(
             "revenue_recovered_90d": revenue_recovered,
             "is_window_complete": window_complete,
             "median_days_to_return": float(median_days),
-            "lost_contacted_share": rate(contacted, len(starting)),
+            # Unknown (null), not 0, while no contact log was ever delivered (docs/metrics.md).
+            "lost_contacted_share": rate(contacted, len(starting)) if contacts_delivered else float("nan"),
             "as_of_date": as_of_day,
         })
     return pd.DataFrame(rows, columns=KPI_COLUMNS)

@@ -229,7 +229,11 @@ def test_revenue_windows_include_both_ends_exactly():
     assert lost_quarter["lost_clients"] == 1
     assert lost_quarter["revenue_lost_ttm"] == Decimal("14.00")
     assert lost_quarter["churn_rate"] == 1.0
-    assert lost_quarter["lost_contacted_share"] == 0.0  # one episode, no contact: 0, not null
+    # No contact log delivered at all: whether the lost client was contacted is unknown (null).
+    assert math.isnan(lost_quarter["lost_contacted_share"])
+    with_a_log = kpi_row(contract.quarterly_kpis(WINDOW_SALES, contacts(("other", "2023-08-01")), D(2024, 6, 30),
+                                                 PARAMS), D(2023, 7, 1))
+    assert with_a_log["lost_contacted_share"] == 0.0  # a log, but no contact of this client: 0, not null
     return_quarter = kpi_row(result, D(2023, 10, 1))
     assert return_quarter["returned_clients"] == 1
     assert return_quarter["revenue_recovered_90d"] == Decimal("107.00")
