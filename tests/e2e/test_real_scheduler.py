@@ -12,6 +12,7 @@ gets SIGINT (Ctrl-C) and every process it started, and its embedded server, must
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import psutil
@@ -118,6 +120,9 @@ def test_nightly_marts_and_quarterly_under_a_real_scheduler(executor, tmp_path):
                 "WINBACK_PUBLISH_APPROVAL": "off"})
     if executor == "celery":  # a queue of its own on the machine's Redis, so a parallel run cannot take its tasks
         env["WINBACK_CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/7"
+        # ... and a queue of its own: a worker left over from another run on that Redis
+        # would otherwise take this run's tasks (seen: a task stuck in queued for 10 minutes).
+        env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] = f"winback-test-{uuid.uuid4().hex[:8]}"
     out = open(tmp_path / "deployment.log", "wb")  # noqa: SIM115
     deployment = subprocess.Popen([sys.executable, "-m", "winback.deployment", "--executor", executor,
                                    "--port", str(port), "--health-timeout", "300"],
@@ -211,6 +216,9 @@ def _stop_and_check(deployment: subprocess.Popen, home: Path) -> None:
         deployment.wait(90)
     except subprocess.TimeoutExpired:
         deployment.kill()
+        for process in descendants:  # leave no component behind to take a later run's work
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         pytest.fail("the deployment did not stop within 90 s of SIGINT")
     time.sleep(1)
     alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
