@@ -319,16 +319,15 @@ def _print_gate_and_publications(conn, limit: int) -> None:
               f"{verdict:8} {validation}  {failed}")
     if any(row[6] for row in gates):
         print("  (* passed with warnings)")
-    waived = conn.execute(
-        "select waiver_id, check_name, coalesce(as_of::text, 'quarter ' || quarter_start), waived_by, waived_at,"
-        " expires_at, expires_at > now(), reason from audit.waivers order by waived_at desc limit %s",
-        (limit,)).fetchall()
+    from winback.quality import waivers
+
+    given = waivers.recent(conn, limit)
     print("\nWaivers (audit.waivers):")
-    if not waived:
+    if not given:
         print("  none")
-    for waiver_id, check, scope, by, at, until, live, reason in waived:
-        state = f"until {until:%Y-%m-%d}" if live else "expired"
-        print(f"  #{waiver_id:<3} {check} for {scope}, by {by} {at:%Y-%m-%d %H:%M}, {state}: {reason[:60]}")
+    now = dt.datetime.now(dt.UTC)
+    for waiver in given:
+        print(f"  {waiver.check_name}: {waiver.describe()[:140]}{'' if waiver.expires_at > now else ' (expired)'}")
     print("\nPublished quarter versions (reporting.kpi_publications):")
     if not publications:
         print("  none yet")

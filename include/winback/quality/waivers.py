@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import psycopg
+from psycopg import sql
 
 from winback.quality.suites import SUITE_NAMES, load_suite, quarter_of
 
@@ -36,6 +37,11 @@ class Waiver:
     waived_by: str
     waived_at: dt.datetime
     expires_at: dt.datetime
+
+    @classmethod
+    def columns(cls) -> sql.Composable:
+        """The columns of audit.waivers in the order of the fields."""
+        return sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(cls))
 
     def describe(self) -> str:
         scope = f"quarter {self.quarter_start}" if self.quarter_start else f"as of {self.as_of}"
@@ -82,10 +88,9 @@ def give(conn: psycopg.Connection, check_name: str, reason: str, *, as_of: dt.da
         raise WaiverError(f"{quarter_start} is not the first day of a quarter")
     if not 1 <= valid_days <= 366:
         raise WaiverError("a waiver holds for 1 to 366 days (--valid-days)")
-    row = conn.execute(
+    row = conn.execute(sql.SQL(
         "insert into audit.waivers (check_name, as_of, quarter_start, reason, waived_by, expires_at)"
-        " values (%s, %s, %s, %s, %s, now() + make_interval(days => %s)) returning waiver_id, check_name, as_of,"
-        " quarter_start, reason, waived_by, waived_at, expires_at",
+        " values (%s, %s, %s, %s, %s, now() + make_interval(days => %s)) returning {}").format(Waiver.columns()),
         (check_name, as_of, quarter_start, reason.strip(), waived_by or operator(), valid_days)).fetchone()
     return Waiver(*row)
 
@@ -93,17 +98,16 @@ def give(conn: psycopg.Connection, check_name: str, reason: str, *, as_of: dt.da
 def active(conn: psycopg.Connection, as_of: dt.date, quarter_start: dt.date | None) -> dict[str, Waiver]:
     """The waivers that apply to a gate run for ``as_of`` (and ``quarter_start``), by check;
     the newest one when several do."""
-    rows = conn.execute(
-        "select waiver_id, check_name, as_of, quarter_start, reason, waived_by, waived_at, expires_at"
-        " from audit.waivers where expires_at > now() and (as_of = %s or quarter_start = %s)"
-        " order by waived_at", (as_of, quarter_start)).fetchall()
+    rows = conn.execute(sql.SQL(
+        "select {} from audit.waivers where expires_at > now() and (as_of = %s or quarter_start = %s)"
+        " order by waived_at").format(Waiver.columns()), (as_of, quarter_start)).fetchall()
     return {row[1]: Waiver(*row) for row in rows}
 
 
 def recent(conn: psycopg.Connection, limit: int) -> list[Waiver]:
-    rows = conn.execute(
-        "select waiver_id, check_name, as_of, quarter_start, reason, waived_by, waived_at, expires_at"
-        " from audit.waivers order by waived_at desc limit %s", (limit,)).fetchall()
+    """The latest waivers given, newest first (``winback status``)."""
+    rows = conn.execute(sql.SQL("select {} from audit.waivers order by waived_at desc limit %s").format(
+        Waiver.columns()), (limit,)).fetchall()
     return [Waiver(*row) for row in rows]
 
 
