@@ -22,3 +22,14 @@
         cast('{{ value | string | trim | replace("'", "") }}' as date)
     {%- endif -%}
 {%- endmacro %}
+
+
+{#
+    Post-hook of a small incremental mart whose as_of_date column is D: the rows it kept
+    from earlier runs take this run's D. Only for tables of a few thousand rows at most
+    (their figures are those a full refresh would compute; only the date moves), never
+    for a per-client table.
+#}
+{% macro restamp_as_of_date() -%}
+    update {{ this }} set as_of_date = {{ as_of_date() }} where as_of_date is distinct from {{ as_of_date() }}
+{%- endmacro %}

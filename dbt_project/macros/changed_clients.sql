@@ -27,6 +27,17 @@
     catches up on its next run. (Figures per closed quarter are not per-client: see
     quarters_to_rebuild() below.)
 
+    These macros name no model: the calling model passes in every relation they read (its
+    own ref of int_client_daily_revenue as revenue, of stg_crm__contacts as contacts, ...),
+    so dbt's graph shows the real parents. A trigger is on when its relation is passed:
+
+    - revenue: int_client_daily_revenue (always);
+    - contacts: stg_crm__contacts, for contacts delivered or dated in (previous D, D];
+    - clients: stg_erp__clients, for CRM rows delivered since;
+    - lost_dates: int_purchase_days, for lost dates reached in (previous D, D];
+    - recovered_windows: int_lost_episodes, for revenue-recovered windows ending then;
+    - contact_windows: stg_crm__contacts, for not-converted windows ending then.
+
     A client whose recomputation yields no row (e.g. a correction removed its only
     episode) must still lose its old rows: such models end with
     with_placeholders(), which adds one all-null row for such a client; the
@@ -34,8 +45,8 @@
     removes the placeholder.
 #}
 
-{% macro changed_clients(contacts=false, clients=false, lost_dates=false, recovered_windows=false,
-                         contact_windows=false) -%}
+{% macro changed_clients(revenue, contacts=none, clients=none, lost_dates=none, recovered_windows=none,
+                         contact_windows=none) -%}
     {%- set lost_after = var('lost_after_days') | int -%}
     {%- if flag_var('adaptive_threshold_enabled') -%}
         {%- set threshold_low = [var('adaptive_min_days') | int, lost_after] | min -%}
@@ -49,38 +60,38 @@
     {%- set since = last_build_mark('processed_through') -%}
     {%- set previous_as_of = last_build_mark('as_of_date') -%}
     select revenue.client_id
-    from {{ ref('int_client_daily_revenue') }} as revenue
+    from {{ revenue }} as revenue
     where
         revenue.processed_through > {{ since }}
         or (revenue.order_date > {{ previous_as_of }} and revenue.order_date <= {{ as_of_date() }})
 
-    {% if contacts %}
+    {% if contacts is not none %}
         union
 
         -- Two branches rather than one OR: each condition uses its own index.
         select contacts.client_id
-        from {{ ref('stg_crm__contacts') }} as contacts
+        from {{ contacts }} as contacts
         where contacts.loaded_at > {{ since }} and contacts.client_id is not null
 
         union
 
         select contacts.client_id
-        from {{ ref('stg_crm__contacts') }} as contacts
+        from {{ contacts }} as contacts
         where
             contacts.contact_date > {{ previous_as_of }}
             and contacts.contact_date <= {{ as_of_date() }}
             and contacts.client_id is not null
     {% endif %}
 
-    {% if clients %}
+    {% if clients is not none %}
         union
 
         select clients.client_id
-        from {{ ref('stg_erp__clients') }} as clients
+        from {{ clients }} as clients
         where clients.loaded_at > {{ since }}
     {% endif %}
 
-    {% if lost_dates %}
+    {% if lost_dates is not none %}
         union
 
         -- A purchase day whose lost date falls in (previous D, D] and that no purchase
@@ -92,7 +103,7 @@
                 client_id,
                 next_purchase_date,
                 purchase_date + threshold_days + 1 as lost_date
-            from {{ ref('int_purchase_days') }}
+            from {{ lost_dates }}
             where
                 purchase_date between {{ previous_as_of }} - {{ threshold_high + 1 }} + 1
                 and {{ as_of_date() }} - {{ threshold_low + 1 }}
@@ -103,22 +114,22 @@
             and (purchase_days.next_purchase_date is null or purchase_days.next_purchase_date > purchase_days.lost_date)
     {% endif %}
 
-    {% if recovered_windows %}
+    {% if recovered_windows is not none %}
         union
 
         -- A return whose revenue-recovered window ends in (previous D, D].
         select episodes.client_id
-        from {{ ref('int_lost_episodes') }} as episodes
+        from {{ recovered_windows }} as episodes
         where
             episodes.return_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
             and {{ as_of_date() }} - {{ recovered_window - 1 }}
     {% endif %}
 
-    {% if contact_windows %}
+    {% if contact_windows is not none %}
         union
 
         select contacts.client_id
-        from {{ ref('stg_crm__contacts') }} as contacts
+        from {{ contact_windows }} as contacts
         where
             contacts.contact_date between {{ previous_as_of }} - {{ not_converted_window }} + 1
             and {{ as_of_date() }} - {{ not_converted_window }}
@@ -129,7 +140,7 @@
 
     -- A constant condition: PostgreSQL skips this scan unless it holds.
     select revenue.client_id
-    from {{ ref('int_client_daily_revenue') }} as revenue
+    from {{ revenue }} as revenue
     where
         {{ previous_as_of }} is null
         or {{ as_of_date() }} < {{ previous_as_of }}
@@ -165,16 +176,17 @@
 
 {#
     The newest input timestamp a per-client build sees: stored as processed_through, it
-    is where the next incremental run starts looking for changes.
+    is where the next incremental run starts looking for changes. revenue, contacts and
+    clients: the relations int_client_daily_revenue, stg_crm__contacts, stg_erp__clients.
 #}
-{% macro inputs_through() -%}
+{% macro inputs_through(revenue, contacts, clients) -%}
     (
         select max(loaded_at) from (
-            select max(processed_through) as loaded_at from {{ ref('int_client_daily_revenue') }}
+            select max(processed_through) as loaded_at from {{ revenue }}
             union all
-            select max(loaded_at) from {{ ref('stg_crm__contacts') }}
+            select max(loaded_at) from {{ contacts }}
             union all
-            select max(loaded_at) from {{ ref('stg_erp__clients') }}
+            select max(loaded_at) from {{ clients }}
         ) as inputs
     )
 {%- endmacro %}
@@ -222,9 +234,9 @@
     removes the quarters no longer closed as of D. Rows carry as_of_date and
     processed_through (max processed_through of int_client_daily_revenue at the build).
 #}
-{% macro quarters_to_rebuild(quarters_alias, quarter_column='quarter_end') -%}
+{% macro quarters_to_rebuild(quarters_alias, revenue, quarter_column='quarter_end') -%}
     {%- if is_incremental() -%}
-        {{ quarters_alias }}.quarter_end >= {{ earliest_change() }}
+        {{ quarters_alias }}.quarter_end >= {{ earliest_change(revenue) }}
         or {{ as_of_date() }} < {{ last_build_mark('as_of_date') }}
         -- quarters are built in order and only removed from the end: a quarter after the
         -- last one built is new
@@ -242,10 +254,10 @@
     in the hope of meeting a changed row early: it reads the few changed rows through
     the processed_through index instead.
 #}
-{% macro earliest_change() -%}
+{% macro earliest_change(revenue) -%}
     {%- set changed -%}
         select revenue.order_date
-        from {{ ref('int_client_daily_revenue') }} as revenue
+        from {{ revenue }} as revenue
         where revenue.processed_through > {{ last_build_mark('processed_through') }}
         offset 0
     {%- endset -%}
@@ -257,12 +269,14 @@
 {%- endmacro %}
 
 
-{% macro quarter_changes_post_hook(quarter_column='quarter_end') -%}
+{# Post-hook of a per-quarter model: removes the quarters (of `quarters`, int_quarters) no longer closed. #}
+{% macro quarter_changes_post_hook(quarters, quarter_column='quarter_end') -%}
     delete from {{ this }}
-    where {{ quarter_column }} not in (select quarters.{{ quarter_column }} from {{ ref('int_quarters') }} as quarters)
+    where {{ quarter_column }} not in (select quarters.{{ quarter_column }} from {{ quarters }} as quarters)
 {%- endmacro %}
 
 
-{% macro revenue_through() -%}
-    (select max(processed_through) from {{ ref('int_client_daily_revenue') }})
+{# The high-water mark of `revenue` (int_client_daily_revenue) at a per-quarter build. #}
+{% macro revenue_through(revenue) -%}
+    (select max(processed_through) from {{ revenue }})
 {%- endmacro %}

@@ -1,8 +1,9 @@
 {#
     The BI views winback_by_manager and winback_by_channel, written once: won-back clients
     per quarter of return, by one attribute of the credited contact. `attributions` is
-    ref('fct_winback_attribution'), `attribute` its column to group by (attributed_manager_id,
-    attributed_channel) and `credited_as` the name the view gives it. A return without a
+    the relation of fct_winback_attribution (the calling view passes its own ref),
+    `attribute` its column to group by (attributed_manager_id, attributed_channel) and
+    `credited_as` the name the view gives it. A return without a
     credited contact (no contact in the attribution window before it) counts as
     'not attributed'; a credited contact without the attribute as 'unknown'.
 #}

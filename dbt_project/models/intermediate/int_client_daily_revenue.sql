@@ -2,8 +2,6 @@
     config(
         materialized='incremental',
         unique_key=['client_id', 'order_date'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         indexes=[
             {'columns': ['client_id', 'order_date']},
             {'columns': ['processed_through']},

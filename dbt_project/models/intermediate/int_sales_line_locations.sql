@@ -2,8 +2,6 @@
     config(
         materialized='incremental',
         unique_key='line_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         indexes=[
             {'columns': ['line_id'], 'unique': True},
             {'columns': ['client_id', 'order_date']},

@@ -132,7 +132,7 @@ assembled as (
         on open_episodes.client_id = latest_nps.client_id
     left join contacts_since_lost
         on open_episodes.client_id = contacts_since_lost.client_id
-    left join {{ ref('stg_erp__clients') }} as clients
+    left join {{ ref('int_client_dimensions') }} as clients
         on open_episodes.client_id = clients.client_id
 
 ),

@@ -8,27 +8,20 @@
 -- that last computed the client) and processed_through are bookkeeping; the mart
 -- fct_contacts_not_converted is a view over this table.
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        indexes=[{'columns': ['client_id']}],
-        post_hook=["{{ delete_placeholders('quarter_start') }}"]
-    )
-}}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('stg_crm__contacts') }}
--- depends_on: {{ ref('stg_erp__clients') }}
+{{ config(post_hook=["{{ delete_placeholders('quarter_start') }}"]) }}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients(contacts=true, contact_windows=true) }}
+        {{
+            changed_clients(
+                revenue=ref('int_client_daily_revenue'),
+                contacts=ref('stg_crm__contacts'),
+                contact_windows=ref('stg_crm__contacts')
+            )
+        }}
 
     ),
 {% endif %}
@@ -119,7 +112,9 @@ results as (
         aggregated.managers_involved,
         aggregated.managers_count,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from aggregated
     inner join judged_by_quarter
         on

@@ -10,27 +10,14 @@
 -- clients whose days changed; a client left without days keeps only its placeholder
 -- row, which the post-hook removes.
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        indexes=[{'columns': ['client_id']}],
-        post_hook=["{{ delete_placeholders('purchase_days') }}"]
-    )
-}}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('stg_crm__contacts') }}
--- depends_on: {{ ref('stg_erp__clients') }}
+{{ config(post_hook=["{{ delete_placeholders('purchase_days') }}"]) }}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(revenue=ref('int_client_daily_revenue')) }}
 
     ),
 {% endif %}
@@ -102,7 +89,9 @@ results as (
         history.lifetime_gross_margin,
         best_windows.best_window_revenue,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from history
     inner join best_windows
         on history.client_id = best_windows.client_id

@@ -11,25 +11,17 @@
 
 {{
     config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         indexes=[{'columns': ['client_id']}, {'columns': ['purchase_date']}],
         post_hook=["{{ delete_placeholders('purchase_date') }}"]
     )
 }}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('stg_crm__contacts') }}
--- depends_on: {{ ref('stg_erp__clients') }}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(revenue=ref('int_client_daily_revenue')) }}
 
     ),
 {% endif %}
@@ -101,7 +93,9 @@ results as (
             {{ var('lost_after_days') }}
         {% endif %} as threshold_days,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from sequenced
     left join gaps
         on sequenced.client_id = gaps.client_id

@@ -6,27 +6,14 @@
 --
 -- Per-client incremental, like int_purchase_days (macros/changed_clients.sql).
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        indexes=[{'columns': ['client_id']}],
-        post_hook=["{{ delete_placeholders('episode_number') }}"]
-    )
-}}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('stg_crm__contacts') }}
--- depends_on: {{ ref('stg_erp__clients') }}
+{{ config(post_hook=["{{ delete_placeholders('episode_number') }}"]) }}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients(lost_dates=true) }}
+        {{ changed_clients(revenue=ref('int_client_daily_revenue'), lost_dates=ref('int_purchase_days')) }}
 
     ),
 {% endif %}
@@ -66,7 +53,9 @@ results as (
         next_purchase_date is not null as is_returned,
         threshold_days,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from episodes
 
 )

@@ -7,25 +7,17 @@
 
 {{
     config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         indexes=[{'columns': ['client_id', 'quarter_start']}, {'columns': ['quarter_start']}],
         post_hook=["{{ delete_placeholders('quarter_start') }}"]
     )
 }}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('stg_crm__contacts') }}
--- depends_on: {{ ref('stg_erp__clients') }}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients() }}
+        {{ changed_clients(revenue=ref('int_client_daily_revenue')) }}
 
     ),
 {% endif %}
@@ -41,7 +33,9 @@ results as (
         count(*) filter (where is_purchase_day) as purchase_days,
         sum(order_count) as order_count,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from {{ ref('int_client_days') }}
     where {{ changed_clients_filter('client_id') }}
     group by client_id, {{ quarter_start('order_date') }}

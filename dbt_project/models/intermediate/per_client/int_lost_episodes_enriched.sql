@@ -16,28 +16,26 @@
 --
 -- Per-client incremental, like int_purchase_days (macros/changed_clients.sql).
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        indexes=[{'columns': ['client_id']}],
-        post_hook=["{{ delete_placeholders('episode_number') }}"]
-    )
-}}
+{{ config(post_hook=["{{ delete_placeholders('episode_number') }}"]) }}
 
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('int_purchase_days') }}
--- depends_on: {{ ref('stg_crm__contacts') }}
--- depends_on: {{ ref('stg_erp__clients') }}
+{#- Read only by an incremental run (its lost-dates trigger); set here, outside that
+    branch, so that dbt's graph shows it as a parent. -#}
+{%- set purchase_days = ref('int_purchase_days') %}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients(contacts=true, clients=true, lost_dates=true, recovered_windows=true) }}
+        {{
+            changed_clients(
+                revenue=ref('int_client_daily_revenue'),
+                contacts=ref('stg_crm__contacts'),
+                clients=ref('stg_erp__clients'),
+                lost_dates=purchase_days,
+                recovered_windows=ref('int_lost_episodes')
+            )
+        }}
 
     ),
 {% endif %}
@@ -114,16 +112,16 @@ channel_revenue as (
     select
         episodes.client_id,
         episodes.episode_number,
-        channel_days.channel,
-        sum(channel_days.net_amount) as net_amount
+        by_channel.key as channel,
+        sum(cast(by_channel.value as numeric)) as net_amount
     from episodes
-    inner join {{ ref('int_client_channel_days') }} as channel_days
+    inner join client_days
         on
-            episodes.client_id = channel_days.client_id
-            and channel_days.order_date
+            episodes.client_id = client_days.client_id
+            and client_days.order_date
             between episodes.lost_date - {{ var('revenue_lost_window_days') }} and episodes.lost_date - 1
-    where {{ changed_clients_filter('channel_days.client_id') }}
-    group by episodes.client_id, episodes.episode_number, channel_days.channel
+    cross join lateral jsonb_each_text(client_days.net_amount_by_channel) as by_channel
+    group by episodes.client_id, episodes.episode_number, by_channel.key
 
 ),
 
@@ -196,7 +194,9 @@ results as (
         coalesce(dominant_channel.sales_channel, 'unknown') as sales_channel,
         coalesce(loss_reasons.loss_reason, 'unknown') as loss_reason,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from episodes
     inner join lost_revenue
         on

@@ -7,17 +7,7 @@
 -- (the D of the run that last computed the quarter) and processed_through are
 -- bookkeeping; the mart fct_revenue_deviations is a view over this table.
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='quarter_end',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        post_hook=["{{ quarter_changes_post_hook() }}"]
-    )
-}}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
+{{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
 
 with quarters as (
 
@@ -27,7 +17,7 @@ with quarters as (
         quarters.previous_quarter_start,
         quarters.same_quarter_last_year_start
     from {{ ref('int_quarters') }} as quarters
-    where {{ quarters_to_rebuild('quarters') }}
+    where {{ quarters_to_rebuild('quarters', ref('int_client_daily_revenue')) }}
 
 ),
 
@@ -110,6 +100,6 @@ select
     sum(least(deviation_vs_previous_quarter, 0)) over by_quarter as quarter_revenue_at_risk_vs_previous_quarter,
     sum(least(deviation_vs_last_year, 0)) over by_quarter as quarter_revenue_at_risk_vs_last_year,
     {{ as_of_date() }} as as_of_date,
-    {{ revenue_through() }} as processed_through
+    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
 from deviations
 window by_quarter as (partition by quarter_start)

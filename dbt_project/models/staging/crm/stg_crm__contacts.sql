@@ -11,8 +11,6 @@
     config(
         materialized='incremental',
         unique_key='contact_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         indexes=[
             {'columns': ['contact_id'], 'unique': True},
             {'columns': ['client_id', 'contact_date']},

@@ -7,19 +7,7 @@
 --
 -- Incremental by quarter, like int_client_segments (macros/changed_clients.sql).
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='quarter_end',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        indexes=[{'columns': ['quarter_end']}],
-        post_hook=["{{ quarter_changes_post_hook() }}"]
-    )
-}}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('int_quarters') }}
+{{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
 
 with
 
@@ -28,7 +16,7 @@ with
 
         select quarters.quarter_end
         from {{ ref('int_quarters') }} as quarters
-        where {{ quarters_to_rebuild('quarters') }}
+        where {{ quarters_to_rebuild('quarters', ref('int_client_daily_revenue')) }}
 
     ),
 {% endif %}
@@ -121,5 +109,5 @@ select
         else 'same'
     end as direction,
     {{ as_of_date() }} as as_of_date,
-    {{ revenue_through() }} as processed_through
+    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
 from ranked

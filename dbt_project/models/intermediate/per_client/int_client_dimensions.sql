@@ -6,23 +6,20 @@
 -- whose row (team) was delivered since the last build; the mart dim_clients is a view
 -- over this table.
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='client_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        indexes=[{'columns': ['client_id']}],
-        post_hook=["{{ delete_placeholders('is_known_client') }}"]
-    )
-}}
+{{ config(post_hook=["{{ delete_placeholders('is_known_client') }}"]) }}
 
 with
 
 {% if is_incremental() %}
     changed_clients as (
 
-        {{ changed_clients(contacts=true, clients=true) }}
+        {{
+            changed_clients(
+                revenue=ref('int_client_daily_revenue'),
+                contacts=ref('stg_crm__contacts'),
+                clients=ref('stg_erp__clients')
+            )
+        }}
 
         union
 
@@ -61,7 +58,9 @@ results as (
         clients.potential_revenue,
         clients.created_at,
         {{ as_of_date() }} as as_of_date,
-        {{ inputs_through() }} as processed_through
+        {{ inputs_through(
+            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
+        ) }} as processed_through
     from client_ids
     left join {{ ref('stg_erp__clients') }} as clients
         on client_ids.client_id = clients.client_id

@@ -17,16 +17,10 @@
 
 {{
     config(
-        materialized='incremental',
-        unique_key='quarter_end',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         indexes=[{'columns': ['quarter_end']}, {'columns': ['client_id', 'quarter_end']}],
-        post_hook=["{{ quarter_changes_post_hook() }}"]
+        post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]
     )
 }}
-
--- depends_on: {{ ref('int_client_daily_revenue') }}
 
 with quarters as (
 
@@ -34,7 +28,7 @@ with quarters as (
         quarters.quarter_end,
         quarters.segment_window_start
     from {{ ref('int_quarters') }} as quarters
-    where {{ quarters_to_rebuild('quarters') }}
+    where {{ quarters_to_rebuild('quarters', ref('int_client_daily_revenue')) }}
 
 ),
 
@@ -176,5 +170,5 @@ select
     xyz_class,
     case when abc_class = 'N' then 'N' else abc_class || xyz_class end as abc_xyz_class,
     {{ as_of_date() }} as as_of_date,
-    {{ revenue_through() }} as processed_through
+    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
 from segmented

@@ -1,24 +1,17 @@
 -- Segment migrations per manager (the client's current manager): per quarter end and
 -- segmentation, how many of the manager's clients moved up, down or stayed
 -- (see int_segment_transitions for the class order).
--- Incremental by quarter like int_segment_migrations; every quarter is rebuilt when a
+-- Incremental by quarter like fct_segment_migrations; every quarter is rebuilt when a
 -- CRM row of a client with segment history was delivered since (a reassigned client
 -- moves to its new manager in every quarter). as_of_date and processed_through are
 -- bookkeeping; the mart fct_manager_segment_migrations is a view over this table.
 
-{{
-    config(
-        materialized='incremental',
-        unique_key='quarter_end',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        post_hook=["{{ quarter_changes_post_hook() }}"]
-    )
-}}
+{{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
 
--- depends_on: {{ ref('int_client_daily_revenue') }}
--- depends_on: {{ ref('int_quarters') }}
--- depends_on: {{ ref('int_client_segments') }}
+{#- Read only by an incremental run; set here, outside that branch, so that dbt's graph
+    shows them as parents. -#}
+{%- set quarters_relation = ref('int_quarters') %}
+{%- set segments_relation = ref('int_client_segments') %}
 
 select
     transitions.quarter_end,
@@ -29,15 +22,15 @@ select
     count(*) filter (where transitions.direction = 'down') as clients_down,
     count(*) filter (where transitions.direction = 'same') as clients_same,
     {{ as_of_date() }} as as_of_date,
-    {{ revenue_through() }} as processed_through
+    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
 from {{ ref('int_segment_transitions') }} as transitions
 left join {{ ref('stg_erp__clients') }} as clients
     on transitions.client_id = clients.client_id
 {% if is_incremental() %}
     where
         transitions.quarter_end in (
-            select quarters.quarter_end from {{ ref('int_quarters') }} as quarters
-            where {{ quarters_to_rebuild('quarters') }}
+            select quarters.quarter_end from {{ quarters_relation }} as quarters
+            where {{ quarters_to_rebuild('quarters', ref('int_client_daily_revenue')) }}
         )
         -- A count, not EXISTS: for EXISTS PostgreSQL plans on finding a first match early
         -- and, when there is none (only new clients delivered), scanned every segment row
@@ -45,7 +38,7 @@ left join {{ ref('stg_erp__clients') }} as clients
         or (
             select count(*)
             from {{ ref('stg_erp__clients') }} as delivered
-            inner join {{ ref('int_client_segments') }} as segmented
+            inner join {{ segments_relation }} as segmented
                 on delivered.client_id = segmented.client_id
             where delivered.loaded_at > {{ last_build_mark('processed_through') }}
         ) > 0
