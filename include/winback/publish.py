@@ -27,71 +27,28 @@ import logging
 import psycopg
 from psycopg import sql
 
-from winback import warehouse
-from winback.quality.suites import last_closed_quarter, quarter_of
+from winback import kpi_definition, warehouse
+from winback.calendar import last_closed_quarter, quarter_of
+from winback.kpi_definition import (
+    PUBLISHED_BREAKDOWN,
+    PUBLISHED_KPI,
+    STAGED_BREAKDOWN,
+    STAGED_KPI,
+    KpiDefinition,
+    KpiDefinitionError,
+    fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
-# The KPI columns of kpi_staging.kpi_quarterly(_breakdown), with the type they are
-# published (and fingerprinted) as: the metric contract's quarterly KPI table.
-KPI_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("active_clients_start", "bigint"),
-    ("new_clients", "bigint"),
-    ("lost_clients", "bigint"),
-    ("returned_clients", "bigint"),
-    ("lost_pool_start", "bigint"),
-    ("churn_rate", "double precision"),
-    ("winback_rate", "double precision"),
-    ("revenue_lost_ttm", "numeric"),
-    ("revenue_recovered_90d", "numeric"),
-    ("is_window_complete", "boolean"),
-    ("median_days_to_return", "double precision"),
-    ("lost_contacted_share", "double precision"),
-)
-STAGED_KPI = ("kpi_staging", "kpi_quarterly")
-STAGED_BREAKDOWN = ("kpi_staging", "kpi_quarterly_breakdown")
-PUBLISHED_KPI = ("reporting", "kpi_quarterly_versions")
-PUBLISHED_BREAKDOWN = ("reporting", "kpi_quarterly_breakdown_versions")
+# The copied columns and their published types come from the one KPI definition
+# (dbt_project/models/kpi/_kpi__models.yml, read by winback.kpi_definition); so does the
+# fingerprint the gate records and publish compares (kpi_definition.fingerprint).
 _LOCK_KEY = "winback.publish"
 
 
 class PublishError(RuntimeError):
     """A quarter cannot be published; the one-line message says why and what to do."""
-
-
-# ----------------------------------------------------------------------------- fingerprints
-def _rows_digest(relation: tuple[str, str], keys: tuple[str, ...], include_as_of: bool,
-                 where: sql.Composable) -> sql.Composed:
-    columns = [sql.Identifier(k) for k in keys]
-    columns += [sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in KPI_COLUMNS]
-    if include_as_of:
-        columns.append(sql.SQL("{}::date").format(sql.Identifier("as_of_date")))
-    return sql.SQL(
-        "(select md5(coalesce(string_agg(line, E'\\n' order by line), '')) "
-        "from (select row({columns})::text as line from {relation} where {where}) as lines)"
-    ).format(columns=sql.SQL(", ").join(columns), relation=sql.Identifier(*relation), where=where)
-
-
-def fingerprint(conn: psycopg.Connection, quarter_start: dt.date, *, version: int | None = None,
-                include_as_of: bool = True) -> str:
-    """A checksum of one quarter's KPI rows (company row + breakdown rows).
-
-    ``version=None``: the unpublished rows in kpi_staging; otherwise that published
-    version. ``include_as_of=False`` compares the figures only (a re-computation for a
-    later as-of date with the same figures is the same data).
-    """
-    if version is None:
-        kpi, breakdown = STAGED_KPI, STAGED_BREAKDOWN
-        where = sql.SQL("quarter_start = {}").format(sql.Literal(quarter_start))
-    else:
-        kpi, breakdown = PUBLISHED_KPI, PUBLISHED_BREAKDOWN
-        where = sql.SQL("quarter_start = {} and version = {}").format(sql.Literal(quarter_start),
-                                                                      sql.Literal(version))
-    query = sql.SQL("select md5({} || ':' || {})").format(
-        _rows_digest(kpi, ("quarter_start",), include_as_of, where),
-        _rows_digest(breakdown, ("quarter_start", "dimension", "dimension_value"), include_as_of, where),
-    )
-    return conn.execute(query).fetchone()[0]
 
 
 # ----------------------------------------------------------------------------- publish
@@ -128,18 +85,25 @@ def _validation(conn: psycopg.Connection, validation_id: str, quarter_start: dt.
     return staged_fingerprint, as_of
 
 
-def _copy_statement(staged: tuple[str, str], published: tuple[str, str], keys: tuple[str, ...]) -> sql.Composed:
-    names = [*keys, *(name for name, _ in KPI_COLUMNS), "as_of_date"]
+def _copy_statement(definition: KpiDefinition, staged: tuple[str, str], published: tuple[str, str],
+                    keys: tuple[str, ...]) -> sql.Composed:
+    names = [*keys, *definition.names, "as_of_date"]
     target = sql.SQL(", ").join(map(sql.Identifier, [*names, "version", "published_at", "validation_id", "reason"]))
     source = sql.SQL(", ").join(
         [sql.Identifier(k) for k in keys]
-        + [sql.SQL("{}::{}").format(sql.Identifier(n), sql.SQL(t)) for n, t in KPI_COLUMNS]
+        + [sql.SQL("{}::{}").format(sql.Identifier(n), sql.SQL(t)) for n, t in definition.typed]
         + [sql.Identifier("as_of_date")])
     return sql.SQL(
         "insert into {published} ({target}) "
         "select {source}, %(version)s, now(), %(validation_id)s, %(reason)s "
         "from {staged} where quarter_start = %(quarter_start)s"
     ).format(published=sql.Identifier(*published), target=target, source=source, staged=sql.Identifier(*staged))
+
+
+def _published_columns(conn: psycopg.Connection, definition: KpiDefinition) -> None:
+    """Add KPI columns the published tables lack (a KPI defined after the last bootstrap)."""
+    if kpi_definition.published_columns_missing(conn, definition):
+        kpi_definition.apply_reporting_schema(conn, definition)
 
 
 def publish_quarter(dsn: str, quarter_start: dt.date, validation_id: str, reason: str) -> int:
@@ -153,7 +117,11 @@ def publish_quarter(dsn: str, quarter_start: dt.date, validation_id: str, reason
     if not reason or not reason.strip():
         raise PublishError("a reason is required to publish (e.g. 'quarterly publication', 'correction of ...')")
     try:
-        return _publish(dsn, quarter_start, validation_id, reason.strip())
+        definition = kpi_definition.load()
+    except KpiDefinitionError as exc:
+        raise PublishError(f"quarter {quarter_start} not published: {exc}") from None
+    try:
+        return _publish(dsn, quarter_start, validation_id, reason.strip(), definition)
     except psycopg.Error as exc:
         raise PublishError(f"publishing quarter {quarter_start} failed, nothing was published: "
                            f"{_first_line(exc)}") from None
@@ -164,12 +132,13 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _publish(dsn: str, quarter_start: dt.date, validation_id: str, reason: str) -> int:
+def _publish(dsn: str, quarter_start: dt.date, validation_id: str, reason: str, definition: KpiDefinition) -> int:
     params = {"quarter_start": quarter_start, "validation_id": validation_id, "reason": reason}
     with warehouse.connect(dsn) as conn:
         # One transaction: the lock, the checks, the copy and the record commit together.
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (_LOCK_KEY,))
         validated_fingerprint, as_of = _validation(conn, validation_id, quarter_start)
+        _published_columns(conn, definition)
         latest = conn.execute("select max(version) from reporting.kpi_publications where quarter_start = %s",
                               (quarter_start,)).fetchone()[0]
         version = (latest or 0) + 1
@@ -179,10 +148,10 @@ def _publish(dsn: str, quarter_start: dt.date, validation_id: str, reason: str) 
             "(quarter_start, version, published_at, validation_id, reason, kpi_rows, breakdown_rows) "
             "values (%(quarter_start)s, %(version)s, now(), %(validation_id)s, %(reason)s, 0, 0)", params)
         try:
-            kpi_rows = conn.execute(_copy_statement(STAGED_KPI, PUBLISHED_KPI, ("quarter_start",)), params).rowcount
-            breakdown_rows = conn.execute(_copy_statement(
-                STAGED_BREAKDOWN, PUBLISHED_BREAKDOWN, ("quarter_start", "dimension", "dimension_value")),
-                params).rowcount
+            kpi_rows = conn.execute(_copy_statement(definition, STAGED_KPI, PUBLISHED_KPI,
+                                                    kpi_definition.COMPANY_KEYS), params).rowcount
+            breakdown_rows = conn.execute(_copy_statement(definition, STAGED_BREAKDOWN, PUBLISHED_BREAKDOWN,
+                                                          kpi_definition.BREAKDOWN_KEYS), params).rowcount
         except psycopg.errors.UndefinedTable as exc:
             raise PublishError(f"cannot read the staged KPI rows ({str(exc).splitlines()[0]}): "
                                "build the dbt project first") from None
@@ -192,11 +161,12 @@ def _publish(dsn: str, quarter_start: dt.date, validation_id: str, reason: str) 
         if kpi_rows != 1:
             raise PublishError(f"kpi_staging.kpi_quarterly holds {kpi_rows} rows for quarter {quarter_start} "
                                "(expected exactly 1): quarter not published")
-        if fingerprint(conn, quarter_start, version=version) != validated_fingerprint:
+        if fingerprint(conn, quarter_start, version=version, definition=definition) != validated_fingerprint:
             raise PublishError(f"the staged KPI rows of quarter {quarter_start} changed after validation "
                                f"{validation_id} (as of {as_of}): re-run the kpi quality gate, then publish")
-        if latest is not None and (fingerprint(conn, quarter_start, version=version, include_as_of=False)
-                                   == fingerprint(conn, quarter_start, version=latest, include_as_of=False)):
+        if latest is not None and (
+                fingerprint(conn, quarter_start, version=version, include_as_of=False, definition=definition)
+                == fingerprint(conn, quarter_start, version=latest, include_as_of=False, definition=definition)):
             conn.rollback()
             log.info("quarter %s: staged figures equal published version %s; nothing published",
                      quarter_start, latest)

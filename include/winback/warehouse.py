@@ -179,6 +179,10 @@ def bootstrap(dsn: str | None = None) -> None:
             script = scripts.joinpath(name)
             if script.is_file():
                 conn.execute(script.read_text())
+        # The published KPI columns, views and comments, from the one KPI definition (dbt).
+        from winback import kpi_definition
+
+        kpi_definition.apply_reporting_schema(conn)
         conn.execute(sql.SQL("grant connect on database {} to winback_bi_reader").format(
             sql.Identifier(conn.info.dbname)))
 

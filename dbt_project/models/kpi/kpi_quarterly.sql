@@ -1,6 +1,8 @@
 -- The quarterly KPI table (metric contract), one row per closed quarter, unpublished:
 -- the quality gate publishes it to the reporting schema. Quarters without any member
 -- get zero counts and null rates.
+-- The select list is the enforced contract of _kpi__models.yml (the KPI definition): a KPI
+-- defined there is selected here as well; dbt refuses a build where the two differ.
 
 select
     quarters.quarter_start,

@@ -29,7 +29,9 @@ import psycopg
 from psycopg import sql
 
 from winback import warehouse
+from winback.calendar import last_closed_quarter, quarter_end, quarter_of
 from winback.config import get_settings
+from winback.kpi_definition import KpiDefinitionError, fingerprint
 from winback.quality import waivers
 from winback.quality.suites import (
     ENTITY_NAMES,
@@ -38,10 +40,7 @@ from winback.quality.suites import (
     RunContext,
     Suite,
     SuiteDefinitionError,
-    last_closed_quarter,
     load_suite,
-    quarter_end,
-    quarter_of,
 )
 
 log = logging.getLogger(__name__)
@@ -272,12 +271,10 @@ def _check_arguments(suite: str, as_of: dt.date | str, quarter_start: dt.date | 
 def _staged_fingerprint(conn: psycopg.Connection, quarter_start: dt.date | None) -> str | None:
     if quarter_start is None:
         return None
-    from winback.publish import fingerprint
-
     try:
         with conn.transaction():
             return fingerprint(conn, quarter_start)
-    except psycopg.Error:
+    except (psycopg.Error, KpiDefinitionError):
         return None
 
 

@@ -43,6 +43,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from winback import kpi_definition
+from winback.calendar import last_closed_quarter, quarter_end
+from winback.kpi_definition import KpiDefinition, KpiDefinitionError
+
 SEVERITIES = ("blocking", "warning")
 LOADS = ("nightly", "first_load")
 ENTITY_NAMES = ("managers", "clients", "sales_lines", "contacts")
@@ -112,11 +116,72 @@ class Suite:
 
 
 @cache
-def _raw_definition(name: str) -> dict[str, Any]:
+def _suite_file(name: str) -> dict[str, Any]:
     if name not in SUITE_NAMES:
         raise SuiteDefinitionError(f"unknown quality suite {name!r} (known: {', '.join(SUITE_NAMES)})")
     text = resources.files("winback.quality").joinpath("suites", f"{name}.json").read_text()
-    definition = json.loads(text)
+    return json.loads(text)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value).replace(".", "_")
+
+
+def kpi_column_expectations(definition: KpiDefinition) -> dict[str, list[dict[str, Any]]]:
+    """The kpi suite's per-column checks of the KPI columns, from their ``meta.kpi.gate``
+    (asset name -> expectations, in the suite file's format; all blocking):
+
+    - ``between: [a, b]``: ``<asset>.<column>_within_<a>_<b>``, on both KPI tables (null allowed);
+    - ``min: m``: ``<asset>.<column>_not_negative`` (m = 0) or ``_at_least_<m>``, on both;
+    - ``required: true``: ``kpi_quarterly.<column>_present``, the company row filled in (the
+      breakdown leaves client counts empty for loss_reason).
+    """
+    company, breakdown = kpi_definition.COMPANY_MODEL, kpi_definition.BREAKDOWN_MODEL
+    generated: dict[str, list[dict[str, Any]]] = {company: [], breakdown: []}
+    for column in definition.columns:
+        gate = column.gate
+        for asset in (company, breakdown):
+            if gate.get("between") is not None:
+                low, high = gate["between"]
+                generated[asset].append({
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": column.name, "min_value": low, "max_value": high},
+                    "meta": {"name": f"{asset}.{column.name}_within_{_number(low)}_{_number(high)}",
+                             "severity": "blocking", "kpi_column": column.name},
+                    "description": f"{column.name} ({column.label}) is between {low} and {high} (or empty)."})
+            if gate.get("min") is not None:
+                low = gate["min"]
+                rule = "not_negative" if low == 0 else f"at_least_{_number(low)}"
+                generated[asset].append({
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": column.name, "min_value": low},
+                    "meta": {"name": f"{asset}.{column.name}_{rule}", "severity": "blocking",
+                             "kpi_column": column.name},
+                    "description": f"{column.name} ({column.label}) is at least {low} (or empty)."})
+        if gate.get("required"):
+            generated[company].append({
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": column.name},
+                "meta": {"name": f"{company}.{column.name}_present", "severity": "blocking",
+                         "kpi_column": column.name},
+                "description": f"{column.name} ({column.label}) is filled in for every quarter."})
+    return generated
+
+
+def _raw_definition(name: str, kpis: KpiDefinition | None = None) -> dict[str, Any]:
+    """The suite file, and for the kpi suite the per-column checks generated from the KPI
+    definition (``kpis``; default: the project's) added to its KPI assets."""
+    definition = copy.deepcopy(_suite_file(name))
+    if name == "kpi":
+        try:
+            generated = kpi_column_expectations(kpis or kpi_definition.load())
+        except KpiDefinitionError as exc:
+            raise SuiteDefinitionError(f"suite kpi: {exc}") from None
+        assets = {asset["name"]: asset for asset in definition.get("assets", [])}
+        for asset_name, expectations in generated.items():
+            if asset_name not in assets:
+                raise SuiteDefinitionError(f"suite kpi: no asset {asset_name} for its KPI column checks")
+            assets[asset_name]["expectations"].extend(expectations)
     _check_definition(name, definition)
     return definition
 
@@ -152,22 +217,6 @@ def _check_definition(name: str, definition: dict[str, Any]) -> None:
                         f"suite {name}: check {check} contains 'join': Great Expectations then leaves the "
                         "{batch} subquery without an alias, which PostgreSQL before 16 rejects; use EXISTS, "
                         "a scalar or LATERAL subquery, a comma or UNION ALL instead")
-
-
-def quarter_end(quarter_start: dt.date) -> dt.date:
-    month = quarter_start.month + 3
-    year = quarter_start.year + (month > 12)
-    return dt.date(year, (month - 1) % 12 + 1, 1) - dt.timedelta(days=1)
-
-
-def quarter_of(day: dt.date) -> dt.date:
-    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
-
-
-def last_closed_quarter(as_of: dt.date) -> dt.date:
-    """First day of the last calendar quarter whose last day is <= ``as_of``."""
-    running = quarter_of(as_of + dt.timedelta(days=1))
-    return quarter_of(running - dt.timedelta(days=1))
 
 
 def run_values(as_of: dt.date, quarter_start: dt.date | None) -> dict[str, Any]:
@@ -234,11 +283,13 @@ def _applies(meta: dict[str, Any], context: RunContext | None) -> bool:
 
 
 def load_suite(name: str, as_of: dt.date, quarter_start: dt.date | None = None,
-               context: RunContext | None = None) -> Suite:
+               context: RunContext | None = None, kpis: KpiDefinition | None = None) -> Suite:
     """The suite ``name`` with every placeholder filled for this run; checks whose
     ``requires`` are not given (e.g. no quarter), or that do not apply in ``context``
-    (``requires_delivered``, ``load``), are left out. Without a context, every check."""
-    definition = _raw_definition(name)
+    (``requires_delivered``, ``load``), are left out. Without a context, every check.
+    ``kpis``: the KPI definition the kpi suite's per-column checks come from (default: the
+    project's, :func:`winback.kpi_definition.load`)."""
+    definition = _raw_definition(name, kpis)
     parameters = dict(definition.get("parameters") or {})
     values = {**parameters, **run_values(as_of, quarter_start)}
     assets = []

@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 import psycopg
 from psycopg import sql
 
-from winback.quality.suites import SUITE_NAMES, load_suite, quarter_of
+from winback.calendar import quarter_of
+from winback.quality.suites import SUITE_NAMES, load_suite
 
 DEFAULT_VALID_DAYS = 7
 
@@ -109,24 +110,3 @@ def recent(conn: psycopg.Connection, limit: int) -> list[Waiver]:
     rows = conn.execute(sql.SQL("select {} from audit.waivers order by waived_at desc limit %s").format(
         Waiver.columns()), (limit,)).fetchall()
     return [Waiver(*row) for row in rows]
-
-
-def waive_task() -> dict:
-    """Body of the ``winback_waive`` DAG: record the waiver its trigger form asks for, in the
-    name of the Airflow user who triggered the run."""
-    from airflow.sdk import get_current_context
-
-    from winback import warehouse
-
-    context = get_current_context()
-    params = context["params"]
-    user = getattr(context["dag_run"], "triggering_user_name", None) or "airflow"
-
-    def day(value: str | None) -> dt.date | None:
-        return dt.date.fromisoformat(value) if value else None
-
-    with warehouse.connect() as conn:
-        waiver = give(conn, params["check"], params["reason"], as_of=day(params.get("as_of")),
-                      quarter_start=day(params.get("quarter")), waived_by=f"airflow:{user}",
-                      valid_days=int(params.get("valid_days") or DEFAULT_VALID_DAYS))
-    return {"waiver_id": waiver.waiver_id, "waiver": waiver.describe()}

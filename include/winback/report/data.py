@@ -18,10 +18,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from winback import kpi_definition
+from winback.calendar import quarter_label, shift_quarters
 from winback.config import get_settings
-from winback.publish import KPI_COLUMNS
+from winback.kpi_definition import KpiDefinition
 
-KPI_NAMES = tuple(name for name, _ in KPI_COLUMNS)
 TOP_LOST = 15
 TOP_NOT_CONVERTED = 15
 COHORTS_SHOWN = 6
@@ -44,19 +45,6 @@ def bi_views() -> tuple[str, ...]:
     return tuple(f"reporting.{path.stem}" for path in sorted(folder.glob("*.sql")))
 
 
-def quarter_label(quarter_start: dt.date) -> str:
-    return f"Q{(quarter_start.month - 1) // 3 + 1} {quarter_start.year}"
-
-
-def shift_quarters(quarter_start: dt.date, quarters: int) -> dt.date:
-    index = quarter_start.year * 4 + (quarter_start.month - 1) // 3 + quarters
-    return dt.date(index // 4, (index % 4) * 3 + 1, 1)
-
-
-def quarter_end(quarter_start: dt.date) -> dt.date:
-    return shift_quarters(quarter_start, 1) - dt.timedelta(days=1)
-
-
 def check_quarter(quarter_start: dt.date | str) -> dt.date:
     if isinstance(quarter_start, str):
         try:
@@ -74,6 +62,7 @@ def check_quarter(quarter_start: dt.date | str) -> dt.date:
 @dataclass
 class ReportData:
     quarter_start: dt.date
+    definition: KpiDefinition                      # the KPI columns shown (tiles, tables)
     kpi: dict[str, Any]
     history: list[dict[str, Any]]                  # published quarters <= the report's quarter
     previous: dict[str, Any] | None
@@ -136,8 +125,9 @@ def _gate(conn: psycopg.Connection, validation_id: str) -> tuple[dict[str, Any] 
     return row, None
 
 
-def load(conn: psycopg.Connection, quarter_start: dt.date) -> ReportData:
-    kpi_columns = sql.SQL(", ").join(map(sql.Identifier, KPI_NAMES))
+def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefinition | None = None) -> ReportData:
+    definition = definition or kpi_definition.load()
+    kpi_columns = sql.SQL(", ").join(map(sql.Identifier, definition.names))
     kpi = _one(conn, sql.SQL("select quarter_start, {}, as_of_date, version, published_at, reason "
                              "from reporting.kpi_quarterly where quarter_start = %s").format(kpi_columns),
                (quarter_start,))
@@ -208,7 +198,7 @@ def load(conn: psycopg.Connection, quarter_start: dt.date) -> ReportData:
     details_as_of = _one(conn, "select max(data_as_of_date) as d from reporting.segment_migration")["d"]
 
     return ReportData(
-        quarter_start=quarter_start, kpi=kpi, history=history,
+        quarter_start=quarter_start, definition=definition, kpi=kpi, history=history,
         previous=by_quarter.get(shift_quarters(quarter_start, -1)),
         last_year=by_quarter.get(shift_quarters(quarter_start, -4)),
         publication=publication, versions=versions, gate=gate, gate_note=gate_note, breakdown=breakdown,

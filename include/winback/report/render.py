@@ -20,7 +20,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from winback import warehouse
+from winback import kpi_definition, warehouse
+from winback.calendar import quarter_label, shift_quarters
+from winback.kpi_definition import KpiColumn, KpiDefinition
 from winback.report import charts
 from winback.report.data import (
     ABC_CLASSES,
@@ -31,8 +33,6 @@ from winback.report.data import (
     bi_views,
     check_quarter,
     load,
-    quarter_label,
-    shift_quarters,
 )
 
 log = logging.getLogger(__name__)
@@ -121,25 +121,37 @@ class Kpi:
     help: str
 
 
-TILES = (
-    Kpi("active_clients_start", "Active clients at start", "count", True,
-        "bought before the quarter and not lost on its eve"),
-    Kpi("new_clients", "New clients", "count", True, "first purchase in the quarter"),
-    Kpi("lost_clients", "Lost clients", "count", False, "became lost in the quarter"),
-    Kpi("returned_clients", "Won back", "count", True, "lost clients that bought again in the quarter"),
-    Kpi("churn_rate", "Churn rate", "rate", False, "lost ÷ active at start"),
-    Kpi("winback_rate", "Win-back rate", "rate", True, "won back ÷ (lost pool at start + newly lost)"),
-    Kpi("revenue_lost_ttm", "Revenue lost", "money", False,
-        "net revenue of the newly lost clients in the 12 months before they became lost"),
-    Kpi("revenue_recovered_90d", "Revenue recovered", "money", True,
-        "net revenue of the won-back clients in their first 90 days back"),
-)
-SECONDARY = (
-    Kpi("lost_pool_start", "Lost pool at start", "count", None, "clients lost when the quarter started"),
-    Kpi("median_days_to_return", "Median days to return", "days", False, "over the quarter's returns"),
-    Kpi("lost_contacted_share", "Lost and contacted ≤ 30 days", "rate", True,
-        "share of the newly lost clients contacted within 30 days"),
-)
+# The tiles, the secondary figures and the KPI tables come from the KPI definition
+# (meta.kpi of dbt_project/models/kpi/_kpi__models.yml): label, format, colouring, help,
+# placement (report: tile | secondary), breakdown_column. The trend table shows the tiles.
+def _kpi(column: KpiColumn) -> Kpi:
+    return Kpi(column.name, column.label, column.format, column.higher_is_better, column.help)
+
+
+def tiles(definition: KpiDefinition) -> tuple[Kpi, ...]:
+    return tuple(_kpi(column) for column in definition.placed("tile"))
+
+
+def secondary(definition: KpiDefinition) -> tuple[Kpi, ...]:
+    return tuple(_kpi(column) for column in definition.placed("secondary"))
+
+
+def table_columns(columns: tuple[KpiColumn, ...]) -> list[dict[str, str]]:
+    return [{"key": column.name, "heading": column.heading, "kind": column.format} for column in columns]
+
+
+# KPI columns this module names itself (the summary's sentences, the notes, the trend
+# charts): the report refuses a definition without them (tests/unit/test_kpi_definition.py
+# also checks that no other KPI name is written here).
+NAMED_KPIS = ("new_clients", "lost_clients", "returned_clients", "churn_rate", "winback_rate", "revenue_lost_ttm",
+              "revenue_recovered_90d", "is_window_complete", "lost_contacted_share")
+
+
+def check_definition(definition: KpiDefinition) -> None:
+    missing = [name for name in NAMED_KPIS if name not in definition.names]
+    if missing:
+        raise ReportError(f"the report names KPI columns the KPI definition lacks: {', '.join(missing)} "
+                          f"({definition.source or 'dbt manifest'})")
 
 
 def _missing_comparison(data: ReportData, offset: int) -> str:
@@ -212,20 +224,23 @@ def _rate_top(values: list[float]) -> float:
 def _trend_charts(data: ReportData) -> dict[str, Markup]:
     history = data.history[-TREND_QUARTERS:]
     labels = [_short(row["quarter_start"]) for row in history]
+    label = {name: data.definition.column(name).label for name in ("lost_clients", "returned_clients",
+                                                                    "churn_rate", "winback_rate")}
     keys = [row["quarter_start"].isoformat() for row in history]
     highlight = len(history) - 1
     counts = charts.grouped_bars(
         "trend-counts", "Lost and won-back clients per quarter",
         "Bars: clients that became lost and lost clients that came back, per published quarter.",
-        labels, [charts.Series("lost_clients", "Lost", charts.VERMILLION, [r["lost_clients"] for r in history]),
-                 charts.Series("returned_clients", "Won back", charts.BLUE,
+        labels, [charts.Series("lost_clients", label["lost_clients"], charts.VERMILLION,
+                               [r["lost_clients"] for r in history]),
+                 charts.Series("returned_clients", label["returned_clients"], charts.BLUE,
                                [r["returned_clients"] for r in history])],
         highlight=highlight, category_keys=keys)
     rates = [float(r[k]) for r in history for k in ("churn_rate", "winback_rate") if r[k] is not None]
     lines = [
-        charts.Line("churn_rate", "Churn rate", charts.VERMILLION,
+        charts.Line("churn_rate", label["churn_rate"], charts.VERMILLION,
                     [(i, r["churn_rate"], True) for i, r in enumerate(history)]),
-        charts.Line("winback_rate", "Win-back rate", charts.BLUE,
+        charts.Line("winback_rate", label["winback_rate"], charts.BLUE,
                     [(i, r["winback_rate"], True) for i, r in enumerate(history)], dashed=True),
     ]
     rate_chart = charts.line_chart(
@@ -299,6 +314,7 @@ def _gate_status(data: ReportData) -> dict[str, Any]:
 
 
 def build_context(data: ReportData) -> dict[str, Any]:
+    check_definition(data.definition)
     label = quarter_label(data.quarter_start)
     details_note = None
     if data.details_as_of and data.details_as_of != data.as_of:
@@ -316,7 +332,10 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "quarter_end": shift_quarters(data.quarter_start, 1) - dt.timedelta(days=1),
         "previous_label": quarter_label(shift_quarters(data.quarter_start, -1)),
         "last_year_label": quarter_label(shift_quarters(data.quarter_start, -4)),
-        "tiles": [_tile(k, data) for k in TILES], "secondary": [_tile(k, data) for k in SECONDARY],
+        "tiles": [_tile(k, data) for k in tiles(data.definition)],
+        "secondary": [_tile(k, data) for k in secondary(data.definition)],
+        "trend_columns": table_columns(data.definition.placed("tile")),
+        "breakdown_columns": table_columns(data.definition.breakdown_columns),
         "summary": _summary(data), "kpi": data.kpi, "history": shown, "unpublished_in_trend": gaps,
         "charts": {**_trend_charts(data), "cohorts": _cohort_chart(data), **_heatmaps(data)},
         "cohorts": data.cohorts, "migration_summary": _migration_summary(data),
@@ -371,7 +390,12 @@ def render_report(dsn: str | None, quarter_start: dt.date, out_dir: Path, *, pdf
         if missing:
             raise BiViewsMissing(f"{', '.join(missing)} not found: the BI views are dbt models; run the "
                                  "winback_marts DAG (or dbt build --select tag:reporting) to build them")
-        data = load(conn, quarter_start)
+        definition = kpi_definition.load()
+        unpublished = kpi_definition.published_columns_missing(conn, definition)
+        if unpublished:
+            raise ReportError(f"the published tables lack KPI columns of the KPI definition ({', '.join(unpublished)}):"
+                              " run winback bootstrap, then publish the quarter again")
+        data = load(conn, quarter_start, definition)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"{report_stem(quarter_start, data.version)}.html"

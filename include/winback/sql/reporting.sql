@@ -103,21 +103,13 @@ comment on column reporting.kpi_publications.kpi_rows is 'Company-total rows pub
 comment on column reporting.kpi_publications.breakdown_rows is 'Breakdown rows published (manager, region, industry, sales channel, loss reason).';
 
 -- ---------------------------------------------------------------- reporting: versioned KPI rows
+-- Keys and bookkeeping only. The KPI columns (and the latest-version views
+-- reporting.kpi_quarterly / reporting.kpi_quarterly_breakdown over these tables, and their
+-- column comments) come from the one KPI definition, dbt_project/models/kpi/_kpi__models.yml:
+-- winback.kpi_definition.apply_reporting_schema() adds them after this script (bootstrap).
 create table if not exists reporting.kpi_quarterly_versions (
     quarter_start          date not null,
     version                integer not null,
-    active_clients_start   bigint,
-    new_clients            bigint,
-    lost_clients           bigint,
-    returned_clients       bigint,
-    lost_pool_start        bigint,
-    churn_rate             double precision,
-    winback_rate           double precision,
-    revenue_lost_ttm       numeric,
-    revenue_recovered_90d  numeric,
-    is_window_complete     boolean,
-    median_days_to_return  double precision,
-    lost_contacted_share   double precision,
     as_of_date             date not null,
     published_at           timestamptz not null,
     validation_id          text not null,
@@ -131,75 +123,12 @@ create table if not exists reporting.kpi_quarterly_breakdown_versions (
     version                integer not null,
     dimension              text not null,
     dimension_value        text not null,
-    active_clients_start   bigint,
-    new_clients            bigint,
-    lost_clients           bigint,
-    returned_clients       bigint,
-    lost_pool_start        bigint,
-    churn_rate             double precision,
-    winback_rate           double precision,
-    revenue_lost_ttm       numeric,
-    revenue_recovered_90d  numeric,
-    is_window_complete     boolean,
-    median_days_to_return  double precision,
-    lost_contacted_share   double precision,
     as_of_date             date not null,
     published_at           timestamptz not null,
     validation_id          text not null,
     reason                 text not null,
     primary key (quarter_start, version, dimension, dimension_value),
     foreign key (quarter_start, version) references reporting.kpi_publications (quarter_start, version)
-);
-
--- ---------------------------------------------------------------- reporting: latest-version views
-create or replace view reporting.kpi_quarterly as
-select
-    v.quarter_start,
-    v.active_clients_start,
-    v.new_clients,
-    v.lost_clients,
-    v.returned_clients,
-    v.lost_pool_start,
-    v.churn_rate,
-    v.winback_rate,
-    v.revenue_lost_ttm,
-    v.revenue_recovered_90d,
-    v.is_window_complete,
-    v.median_days_to_return,
-    v.lost_contacted_share,
-    v.as_of_date,
-    v.version,
-    v.published_at,
-    v.reason
-from reporting.kpi_quarterly_versions as v
-where v.version = (
-    select max(p.version) from reporting.kpi_publications as p where p.quarter_start = v.quarter_start
-);
-
-create or replace view reporting.kpi_quarterly_breakdown as
-select
-    v.quarter_start,
-    v.dimension,
-    v.dimension_value,
-    v.active_clients_start,
-    v.new_clients,
-    v.lost_clients,
-    v.returned_clients,
-    v.lost_pool_start,
-    v.churn_rate,
-    v.winback_rate,
-    v.revenue_lost_ttm,
-    v.revenue_recovered_90d,
-    v.is_window_complete,
-    v.median_days_to_return,
-    v.lost_contacted_share,
-    v.as_of_date,
-    v.version,
-    v.published_at,
-    v.reason
-from reporting.kpi_quarterly_breakdown_versions as v
-where v.version = (
-    select max(p.version) from reporting.kpi_publications as p where p.quarter_start = v.quarter_start
 );
 
 -- ---------------------------------------------------------------- business-language comments
@@ -209,47 +138,16 @@ comment on table reporting.kpi_quarterly_versions is
 comment on table reporting.kpi_quarterly_breakdown_versions is
     'Every published version of the quarterly win-back KPIs broken down by manager, region, industry, '
     'sales channel and loss reason.';
-comment on view reporting.kpi_quarterly is
-    'The quarterly win-back KPIs as last published: one row per closed calendar quarter (company total). '
-    'Figures of a quarter only change through a new published version.';
-comment on view reporting.kpi_quarterly_breakdown is
-    'The quarterly win-back KPIs as last published, per manager, region, industry, sales channel and loss reason.';
 
 do $$
 declare
     rel text;
 begin
-    foreach rel in array array[
-        'reporting.kpi_quarterly_versions', 'reporting.kpi_quarterly_breakdown_versions',
-        'reporting.kpi_quarterly', 'reporting.kpi_quarterly_breakdown'
-    ] loop
+    -- The views' columns get the same comments (apply_reporting_schema), the KPI columns theirs
+    -- from the definition's meta.kpi.comment.
+    foreach rel in array array['reporting.kpi_quarterly_versions', 'reporting.kpi_quarterly_breakdown_versions'] loop
         execute format($c$comment on column %s.quarter_start is %L$c$, rel,
             'First day of the calendar quarter the figures describe.');
-        execute format($c$comment on column %s.active_clients_start is %L$c$, rel,
-            'Active clients when the quarter started: bought before the quarter and not lost on its eve.');
-        execute format($c$comment on column %s.new_clients is %L$c$, rel,
-            'Clients whose first purchase fell in the quarter.');
-        execute format($c$comment on column %s.lost_clients is %L$c$, rel,
-            'Clients that became lost in the quarter (no purchase for more than the lost threshold, 180 days by default).');
-        execute format($c$comment on column %s.returned_clients is %L$c$, rel,
-            'Lost clients that bought again in the quarter (won back).');
-        execute format($c$comment on column %s.lost_pool_start is %L$c$, rel,
-            'Clients that were lost when the quarter started (the pool to win back).');
-        execute format($c$comment on column %s.churn_rate is %L$c$, rel,
-            'Share of the active clients at quarter start that became lost in the quarter (empty when there were none).');
-        execute format($c$comment on column %s.winback_rate is %L$c$, rel,
-            'Won-back clients divided by the lost clients available to win back (pool at start plus newly lost).');
-        execute format($c$comment on column %s.revenue_lost_ttm is %L$c$, rel,
-            'Net revenue the newly lost clients brought in the 12 months before they became lost.');
-        execute format($c$comment on column %s.revenue_recovered_90d is %L$c$, rel,
-            'Net revenue of the won-back clients in their first 90 days back.');
-        execute format($c$comment on column %s.is_window_complete is %L$c$, rel,
-            'True when all 90-day windows of the won-back clients have ended, so the recovered revenue is final.');
-        execute format($c$comment on column %s.median_days_to_return is %L$c$, rel,
-            'Median number of days the won-back clients stayed lost.');
-        execute format($c$comment on column %s.lost_contacted_share is %L$c$, rel,
-            'Share of the newly lost clients that a manager contacted within 30 days of becoming lost '
-            '(empty when none became lost, or when no contact log was ever delivered: unknown, not 0).');
         execute format($c$comment on column %s.as_of_date is %L$c$, rel,
             'The date up to which data was used to compute the figures.');
         execute format($c$comment on column %s.version is %L$c$, rel,
@@ -257,7 +155,7 @@ begin
         execute format($c$comment on column %s.published_at is %L$c$, rel, 'When this version was published.');
         execute format($c$comment on column %s.reason is %L$c$, rel, 'Why this version was published.');
     end loop;
-    foreach rel in array array['reporting.kpi_quarterly_breakdown_versions', 'reporting.kpi_quarterly_breakdown'] loop
+    foreach rel in array array['reporting.kpi_quarterly_breakdown_versions'] loop
         execute format($c$comment on column %s.dimension is %L$c$, rel,
             'What the figures are broken down by: manager, region, industry, sales_channel or loss_reason.');
         execute format($c$comment on column %s.dimension_value is %L$c$, rel,
