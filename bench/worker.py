@@ -115,22 +115,22 @@ def _instrument_extract() -> Phases:
     import psycopg
 
     import winback.extract as extract
-    from winback.extract import loader, sources
+    from winback.extract import audit, bulk_load, sources, staged, upsert
 
     phases = Phases()
     phases.wrap(extract, "file_checksum", "checksum (sha256 of the file)")
     phases.wrap_iterator_factory(sources, "record_chunks", "read + cut into chunks")
-    phases.wrap(loader, "copy_chunk", "COPY into the text landing table")
-    phases.wrap(loader.RawLoader, "_start_bulk", "bulk path: key and indexes dropped")
-    phases.wrap(loader, "bulk_write", "bulk path: COPY into raw (waits for the checks)")
-    phases.wrap(loader.RawLoader, "_finish_bulk", "bulk path: key and indexes built again")
-    phases.wrap(loader.RawLoader, "_move", "validate + type + move to _incoming")
-    phases.wrap(loader.RawLoader, "_reject_duplicates", "duplicate keys check")
-    phases.wrap(loader.RawLoader, "_store_quarantine", "quarantine insert")
-    phases.wrap(loader.RawLoader, "_upsert", "upsert into raw (by key)")
-    phases.wrap(loader.RawLoader, "_count_unknown_keys", "unknown client ids")
-    phases.wrap(loader.RawLoader, "_record_landed_files", "landed files + watermark")
-    phases.wrap(loader.RawLoader, "_advance_watermark", "landed files + watermark")
+    phases.wrap(staged, "copy_chunk", "COPY into the text landing table")
+    phases.wrap(bulk_load.BulkPath, "start", "bulk path: key and indexes dropped")
+    phases.wrap(bulk_load, "bulk_write", "bulk path: COPY into raw (waits for the checks)")
+    phases.wrap(bulk_load.BulkPath, "finish", "bulk path: key and indexes built again")
+    phases.wrap(staged, "move", "validate + type + move to _incoming")
+    phases.wrap(staged, "reject_duplicates", "duplicate keys check")
+    phases.wrap(audit, "store_quarantine", "quarantine insert")
+    phases.wrap(upsert, "upsert", "upsert into raw (by key)")
+    phases.wrap(upsert, "count_unknown_keys", "unknown client ids")
+    phases.wrap(audit, "record_landed_files", "landed files + watermark")
+    phases.wrap(audit, "advance_watermark", "landed files + watermark")
     phases.wrap(psycopg.Connection, "commit", "commit")
     return phases
 

@@ -11,39 +11,27 @@ by the quarterly DAG, behind the quality gate, not here.
 """
 
 from airflow.sdk import dag, task
-from cosmos import DbtTaskGroup
 
 from winback import cosmos_config
-from winback import orchestration as orch
 from winback.config import get_settings
+from winback.dag_policy import dag_defaults, marts_asset, raw_asset
+from winback.tasks import common, marts
 
 settings = get_settings()
 
 
 @dag(
     dag_id="winback_marts",
-    schedule=[orch.raw_asset("sales_lines"), orch.raw_asset("contacts")],
-    start_date=orch.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=orch.default_args(settings),
+    schedule=[raw_asset("sales_lines"), raw_asset("contacts")],
     tags=["winback", "dbt", "marts"],
     doc_md=__doc__,
+    **dag_defaults(settings),
 )
 def winback_marts():
-    as_of = task(task_id="resolve_as_of")(orch.resolve_as_of_task)()
-    marts = cosmos_config.watch_after_build(DbtTaskGroup(
-        group_id="dbt",
-        project_config=cosmos_config.project_config(settings),
-        profile_config=cosmos_config.profile_config(),
-        execution_config=cosmos_config.execution_config(),
-        render_config=cosmos_config.render_config(
-            select=["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting"]),
-        operator_args=orch.dbt_operator_args(settings),
-        default_args=orch.default_args(settings),
-    ))
-    publish = task(task_id="announce_marts", outlets=[orch.marts_asset()])(orch.announce_marts_task)
-    as_of >> marts >> publish()
+    as_of = task(task_id="resolve_as_of")(common.resolve_as_of)()
+    build = cosmos_config.dbt_build_group(settings, cosmos_config.MARTS_SELECT)
+    announce = task(task_id="announce_marts", outlets=[marts_asset()])(marts.announce_marts)
+    as_of >> build >> announce()
 
 
 winback_marts()

@@ -9,30 +9,28 @@ as Assets, which schedule the marts DAG.
 
 from airflow.sdk import dag, task
 
-from winback import orchestration as orch
-from winback import quarterly
 from winback.config import get_settings
+from winback.dag_policy import dag_defaults, nightly_timetable, raw_asset
+from winback.tasks import common
+from winback.tasks import extract as tasks
+from winback.tasks.extract import EXTRACT_ORDER
 
 settings = get_settings()
 
 
 @dag(
     dag_id="winback_nightly_extract",
-    schedule=orch.nightly_timetable(settings),
-    start_date=orch.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=orch.default_args(settings),
+    schedule=nightly_timetable(settings),
     tags=["winback", "extract", "raw"],
     doc_md=__doc__,
+    **dag_defaults(settings),
 )
 def winback_nightly_extract():
-    prepared = task(task_id="prepare_warehouse")(orch.prepare_warehouse_task)()
-    extracted = {entity: task(task_id=f"extract_{entity}")(orch.extract_task)(entity=entity)
-                 for entity in orch.EXTRACT_ORDER}
-    as_of = task(task_id="resolve_as_of")(orch.nightly_as_of_task)()
-    raw_assets = [orch.raw_asset(entity) for entity in orch.EXTRACT_ORDER]
-    validated = task(task_id="validate_raw", outlets=raw_assets)(quarterly.validate_raw_task)(as_of)
+    prepared = task(task_id="prepare_warehouse")(tasks.prepare_warehouse)()
+    extracted = {entity: task(task_id=f"extract_{entity}")(tasks.extract)(entity=entity) for entity in EXTRACT_ORDER}
+    as_of = task(task_id="resolve_as_of")(tasks.nightly_as_of)()
+    raw_assets = [raw_asset(entity) for entity in EXTRACT_ORDER]
+    validated = task(task_id="validate_raw", outlets=raw_assets)(common.validate_raw)(as_of)
     prepared >> [extracted["managers"], extracted["clients"]]
     extracted["clients"] >> [extracted["sales_lines"], extracted["contacts"]]
     [extracted["sales_lines"], extracted["contacts"], extracted["managers"]] >> as_of >> validated

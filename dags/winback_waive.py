@@ -9,9 +9,10 @@ as ``winback waive CHECK --as-of D --reason TEXT``.
 
 from airflow.sdk import Param, dag, task
 
-from winback import orchestration as orch
 from winback.config import get_settings
+from winback.dag_policy import dag_defaults
 from winback.quality import waivers
+from winback.tasks import waive
 
 settings = get_settings()
 
@@ -19,10 +20,6 @@ settings = get_settings()
 @dag(
     dag_id="winback_waive",
     schedule=None,
-    start_date=orch.START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=orch.default_args(settings),
     tags=["winback", "quality", "waiver"],
     doc_md=__doc__,
     params={
@@ -33,9 +30,10 @@ settings = get_settings()
         "valid_days": Param(waivers.DEFAULT_VALID_DAYS, type="integer", minimum=1, maximum=366,
                             title="Days the waiver holds"),
     },
+    **dag_defaults(settings),
 )
 def winback_waive():
-    task(task_id="record_waiver")(waivers.waive_task)()
+    task(task_id="record_waiver")(waive.record_waiver)()
 
 
 winback_waive()

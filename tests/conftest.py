@@ -9,16 +9,13 @@ user configured: each gets its own throw-away database.
 from __future__ import annotations
 
 import os
-import urllib.parse
-import uuid
 
-import psycopg
 import pytest
-from psycopg import sql
+from scratch_databases import create_database, drop_database, unique_name
 
 from winback import warehouse
 from winback.config import get_settings
-from winback.orchestration import airflow_env
+from winback.deployment import airflow_env
 
 # Tests get their own Airflow home (metadata DB) so they never touch the demo's, set
 # before anything imports airflow (Airflow reads its configuration at import).
@@ -37,27 +34,20 @@ def pg_admin_dsn() -> str:
     return server.get_uri("postgres")
 
 
-def _with_db(admin_dsn: str, dbname: str) -> str:
-    """The admin URI with another database name (URIs, so settings and dbt accept them)."""
-    return urllib.parse.urlsplit(admin_dsn)._replace(path=f"/{dbname}").geturl()
-
-
 @pytest.fixture
 def make_database(pg_admin_dsn):
     """Factory: ``make_database()`` -> DSN of a new empty database, dropped at teardown."""
     created: list[str] = []
 
     def _make(prefix: str = "wb_test") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        name = unique_name(prefix)
+        dsn = create_database(pg_admin_dsn, name)
         created.append(name)
-        return _with_db(pg_admin_dsn, name)
+        return dsn
 
     yield _make
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        for name in created:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    for name in created:
+        drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from winback import calendar
 from winback.config import Settings, get_settings
 
 HINTS = {
@@ -48,7 +49,7 @@ HINTS = {
     "PublishError": "winback status shows the last gate runs and the published versions",
     "PreflightError": "nothing was written: fix the folder, file or date named above and run again",
     "NoTaskRan": "the DAG run did nothing for that date: check --as-of and the DAG's start_date "
-                 "(winback.orchestration.START_DATE)",
+                 "(winback.dag_policy.START_DATE)",
 }
 
 
@@ -200,8 +201,8 @@ def _analyse(settings: Settings, progress: Progress, reason: str) -> None:
 
 def _check_as_of(as_of: dt.date, settings: Settings) -> None:
     """The as-of date is neither after today in the business time zone nor before the DAGs' start."""
+    from winback.dag_policy import START_DATE
     from winback.extract.preflight import check_as_of
-    from winback.orchestration import START_DATE
 
     check_as_of(as_of, settings.timezone, earliest=START_DATE.date())
 
@@ -370,9 +371,9 @@ def _date(text: str) -> dt.date:
 
 def _quarter(text: str) -> dt.date:
     day = _date(text)
-    if day.day != 1 or day.month not in (1, 4, 7, 10):
+    if not calendar.is_quarter_start(day):
         raise argparse.ArgumentTypeError(f"{text} is not the first day of a calendar quarter "
-                                         f"(e.g. {dt.date(day.year, (day.month - 1) // 3 * 3 + 1, 1)})")
+                                         f"(e.g. {calendar.quarter_of(day)})")
     return day
 
 

@@ -48,6 +48,12 @@ _PROGRESS_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
 # dbt's threads in the producer's ``dbt build`` (the same as dbt_project/profiles.yml, so a
 # DAG run and a plain ``dbt build`` run the same way).
 DBT_THREADS = 2
+# What each DAG builds (dbt selectors): the marts DAG the nightly models and the BI views
+# over them (a rebuild that drops a mart recreates its views in the same run); the quarterly
+# DAG the whole project for one as-of date, so KPI staging and the marts the gate reconciles
+# against describe the same day. bench/scheduler_runs.py builds the same selections.
+MARTS_SELECT = ["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting"]
+QUARTERLY_SELECT = [*MARTS_SELECT, "tag:kpi"]
 
 
 def manifest_path(settings: Settings) -> Path:
@@ -90,6 +96,23 @@ def execution_config() -> ExecutionConfig:
         # tasks can read those results and retry what failed.
         setup_operator_args={"retry_delay": dt.timedelta(seconds=1), "retry_exponential_backoff": False},
     )
+
+
+def dbt_build_group(settings: Settings, select: list[str]) -> DbtTaskGroup:
+    """The task group ``dbt`` of a DAG: one ``dbt build`` of ``select`` (watcher mode, see the
+    module docstring) for the as-of date the DAG's ``resolve_as_of`` task returns, its tasks
+    with the DAGs' default arguments. Call inside a DAG."""
+    from winback import dag_policy
+
+    return watch_after_build(DbtTaskGroup(
+        group_id="dbt",
+        project_config=project_config(settings),
+        profile_config=profile_config(),
+        execution_config=execution_config(),
+        render_config=render_config(select),
+        operator_args=dag_policy.dbt_operator_args(settings),
+        default_args=dag_policy.default_args(settings),
+    ))
 
 
 def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:

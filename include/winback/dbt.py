@@ -17,7 +17,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from winback.config import get_settings
+from winback.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,20 @@ def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None,
     if as_of is not None:
         env[AS_OF_ENV] = str(as_of)
     _run(args, env)
+
+
+def ensure_manifest(settings: Settings) -> Path:
+    """Build ``dbt_project/target/manifest.json`` when missing or older than the project.
+
+    The Cosmos DAGs render from this manifest, so parsing them runs no dbt.
+    """
+    manifest = settings.dbt_project_dir / "target" / "manifest.json"
+    sources = [p for pattern in ("models/**/*", "macros/**/*", "tests/**/*", "*.yml")
+               for p in settings.dbt_project_dir.glob(pattern) if p.is_file()]
+    newest = max((p.stat().st_mtime for p in sources), default=0)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
+        build_manifest()
+    return manifest
 
 
 def build_manifest() -> Path:

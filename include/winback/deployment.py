@@ -124,7 +124,7 @@ def config_values(settings: Settings, home: Path, executor: str, metadata_url: s
             "backend_kwargs": json.dumps({"connections_file_path": str(home / "connections.json")}),
         },
         "usage_data_collection": {"enabled": "False"},
-        # Cosmos reads its settings from [cosmos] (the same as orchestration.airflow_env).
+        # Cosmos reads its settings from [cosmos] (the same as airflow_env).
         "cosmos": {
             "enable_telemetry": "False",
             "enable_cache_profile": "False",
@@ -153,12 +153,36 @@ def write_airflow_cfg(home: Path, values: dict[str, dict[str, str]], header: str
     return path
 
 
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment of the CLI's project-local Airflow (``winback.orchestration``: metadata
+    DB in SQLite under the state dir)."""
+    return {
+        "AIRFLOW_HOME": str(settings.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        # In-process runs print the task API client's log: Cosmos' watcher tasks of a test with
+        # several parents look up their status before it exists, and each 404 shows as an
+        # "XCom not found" error on the user's console. A failed task still fails the run.
+        "AIRFLOW__LOGGING__NAMESPACE_LEVELS": os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS",
+                                                             "airflow.sdk.api.client=CRITICAL"),
+        "WINBACK_PROJECT_DIR": str(settings.project_dir),
+        # Cosmos caches the rendered dbt profile by connection id, not by its value; a local
+        # run may point the same id at another database (tests do), so build it fresh.
+        "AIRFLOW__COSMOS__ENABLE_CACHE_PROFILE": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.state_dir / "cosmos-cache"),
+        # The watcher producer would back its XComs up to a Variable on every dbt event (an
+        # extra API write each); off, the backup is written once by its retry/failure callback.
+        # Only a hard-killed producer loses it: the model tasks then rebuild their models one by one.
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
+    }
+
+
 def cli_config_values(settings: Settings, home: Path | None = None) -> dict[str, dict[str, str]]:
     """The airflow.cfg of the CLI's own Airflow home (``winback run``/``demo``: ``dag.test()``,
     metadata in SQLite there): the DAGs folder, no examples, no telemetry, winback's Cosmos
     settings, so ``airflow`` commands in that home see the same as the CLI."""
-    from winback.orchestration import airflow_env
-
     env = airflow_env(settings)
     # An earlier airflow.cfg (Airflow writes one with a generated key) keeps its Fernet key:
     # values it encrypted in the metadata database stay readable.
@@ -302,7 +326,7 @@ def prepare(settings: Settings, executor: str, port: int, broker_url: str,
     process then owns) the embedded server when a database lives on it. With ``pg_port``
     the embedded server also listens on 127.0.0.1:``pg_port`` for BI tools, SCRAM only
     (:func:`winback.warehouse.enable_tcp`)."""
-    from winback import orchestration, warehouse
+    from winback import dbt, warehouse
 
     home = deployment_home(settings)
     if pg_port:
@@ -324,11 +348,11 @@ def prepare(settings: Settings, executor: str, port: int, broker_url: str,
     write_airflow_cfg(home, config_values(settings, home, executor, meta, port, broker_url), _HEADER)
     write_connections(home, {WAREHOUSE_CONN_ID: connections[f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"],
                              SOURCE_CONN_ID: connections[f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}"]})
-    orchestration.ensure_dbt_manifest(settings)
+    dbt.ensure_manifest(settings)
 
     env = {key: value for key, value in os.environ.items()
-           # the CLI's local-Airflow variables (orchestration.airflow_env) would override the cfg
-           if key not in orchestration.airflow_env(settings) or key.startswith("WINBACK_")}
+           # the CLI's local-Airflow variables (airflow_env) would override the cfg
+           if key not in airflow_env(settings) or key.startswith("WINBACK_")}
     env.update(_TELEMETRY_OFF)
     env.update(connections)
     env.update({"AIRFLOW_HOME": str(home), "WINBACK_PROJECT_DIR": str(settings.project_dir)})
@@ -367,6 +391,42 @@ def wait_registered(port: int, dag_ids: list[str], timeout: float, deployment: D
         time.sleep(2)
     raise TimeoutError(f"the DAG processor did not register {dag_ids} within {timeout:.0f}s "
                        f"(import errors: http://127.0.0.1:{port}/api/v2/importErrors)")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalApi:
+    """The deployment's REST API on 127.0.0.1 (no login locally), as a user's script calls it."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}/api/v2"
+
+    def call(self, path: str, body: dict | None = None, method: str | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method or ("POST" if data else "GET"),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
+            return json.load(answer)
+
+    def runs(self, dag_id: str) -> list[dict]:
+        """The DAG's runs, latest first."""
+        return self.call(f"/dags/{dag_id}/dagRuns?order_by=-start_date")["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.call(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
+
+    def still_paused(self, dag_ids: list[str]) -> list[str]:
+        """The DAGs that read paused and have never run (what ``prime_schedules`` unpauses)."""
+        return [dag_id for dag_id in dag_ids
+                if self.call(f"/dags/{dag_id}")["is_paused"]
+                and not self.call(f"/dags/{dag_id}/dagRuns?limit=1")["total_entries"]]
 
 
 PRIMED_NOTE = ("Not run: the local deployment (make airflow) first started after this scheduled time. "
@@ -481,14 +541,22 @@ def main(argv: list[str] | None = None) -> int:
         health = wait_healthy(args.port, args.health_timeout, deployment)
         dag_ids = project_dag_ids(settings)
         wait_registered(args.port, dag_ids, args.health_timeout, deployment)
-        primed = subprocess.run(
-            [sys.executable, "-c", "import json, sys; from winback.deployment import prime_schedules; "
-             "print(json.dumps(prime_schedules(sys.argv[1:])))", *dag_ids],
-            env=deployment.env, capture_output=True, text=True)
-        if primed.returncode != 0:
-            raise RuntimeError(f"unpausing the DAGs failed:\n{primed.stderr[-3000:]}")
+        primed: list[str] = []
+        for _ in range(10):
+            done = subprocess.run(
+                [sys.executable, "-c", "import json, sys; from winback.deployment import prime_schedules; "
+                 "print(json.dumps(prime_schedules(sys.argv[1:])))", *dag_ids],
+                env=deployment.env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"unpausing the DAGs failed:\n{done.stderr[-3000:]}")
+            primed += json.loads(done.stdout.strip().splitlines()[-1])
+            # Seen in benchmark runs: a DAG read paused again right after its registration (a race with
+            # the DAG processor). Prime again until every new DAG reads unpaused.
+            time.sleep(2)
+            if not LocalApi(args.port).still_paused(dag_ids):
+                break
         print(f"DAGs unpaused: {', '.join(dag_ids)}; the next scheduled runs are in the future "
-              f"(past slots recorded as not run: {primed.stdout.strip().splitlines()[-1]})")
+              f"(past slots recorded as not run: {json.dumps(primed)})")
         print(f"healthy: {', '.join(k for k, v in health.items() if (v or {}).get('status') == 'healthy')}")
         print(f"UI and REST API: http://127.0.0.1:{args.port}  (no login: every local visitor is admin)")
         print(f"plain airflow commands: AIRFLOW_HOME={home} {airflow_bin()} dags list")

@@ -2,10 +2,10 @@
 
 The marts DAG runs its dbt selection as one ``dbt build`` (Cosmos' watcher producer) and
 keeps a task per model and per model's tests. Here the raw ``managers`` table is missing
-for that build, so ``stg_erp__managers`` fails and dbt skips the three models below it. The
+for that build, so ``stg_erp__managers`` fails and dbt skips the four models below it. The
 table is given back when the failed model task goes up for retry (an ``on_retry_callback``
 added to the DAG's default arguments for this test only), as an operator fixing a source
-would. The run must then succeed, having rebuilt ``stg_erp__managers`` and its three
+would. The run must then succeed, having rebuilt ``stg_erp__managers`` and its four
 descendants on their tasks' retries, and nothing else: every other relation keeps the
 physical identity (``pg_class`` oid; a dbt table or view rebuild replaces it) it had when
 the build ended, and every other model task succeeded on its first try without running dbt.
@@ -14,13 +14,12 @@ the build ended, and every other model task succeeded on its first try without r
 from __future__ import annotations
 
 import json
-import uuid
 
 import psycopg
 import pytest
-from integration.test_quality_gate import AS_OF, _create, _drop, load_raw
+from integration.test_quality_gate import AS_OF, raw_warehouse
 
-from winback import orchestration, warehouse
+from winback import dag_policy, orchestration, warehouse
 from winback.config import get_settings
 from winback.orchestration import run_dag
 
@@ -75,17 +74,11 @@ def _task_instances(dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
 
 @pytest.fixture
 def loaded_warehouse(pg_admin_dsn, airflow_home, monkeypatch, tmp_path):
-    name = f"wb_retry_{uuid.uuid4().hex[:10]}"
-    dsn = _create(pg_admin_dsn, name)
-    try:
-        warehouse.bootstrap(dsn)
-        load_raw(dsn)
+    with raw_warehouse(pg_admin_dsn, "wb_retry") as (_, dsn):
         monkeypatch.setenv("WINBACK_WAREHOUSE_URL", dsn)
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse.airflow_conn_uri(dsn))
         monkeypatch.setenv("WINBACK_HOME", str(tmp_path))
         yield dsn
-    finally:
-        _drop(pg_admin_dsn, name)
 
 
 def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch):
@@ -100,12 +93,12 @@ def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch)
             with psycopg.connect(dsn) as conn:
                 conn.execute("alter table raw.managers_hidden rename to managers")
 
-    default_args = orchestration.default_args
+    default_args = dag_policy.default_args
 
     def with_retry_hook(settings):
         return {**default_args(settings), "on_retry_callback": give_the_table_back}
 
-    monkeypatch.setattr(orchestration, "default_args", with_retry_hook)
+    monkeypatch.setattr(dag_policy, "default_args", with_retry_hook)
     with psycopg.connect(dsn) as conn:
         conn.execute("alter table raw.managers rename to managers_hidden")
 
@@ -116,23 +109,25 @@ def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch)
     assert str(run.state) == "success", {t: s for t, s in tasks.items() if s[0] != "success"}
     assert at_retry, f"{failed_task} never went up for retry"
     redone = {FAILING, *_descendants(FAILING)}
-    assert len(redone) == 4, redone  # the view on raw.managers and the three models below it
+    # the view on raw.managers and the four models below it (int_client_dimensions, dim_clients,
+    # lost_clients, lost_clients_top)
+    assert len(redone) == 5, redone
 
     # In Airflow: the build ran once (its retry only hands the first attempt's results on),
     # the failed model and the models dbt skipped below it were retried, nothing else was.
     assert tasks["dbt.dbt_producer_watcher"] == ("skipped", 2)
     model_tasks = {t.split(".")[1]: s for t, s in tasks.items() if t.endswith(".run") or t.endswith("_run")}
-    assert len(model_tasks) == 40, sorted(model_tasks)
+    assert len(model_tasks) == 39, sorted(model_tasks)
     retried = {model for model, (_, tries) in model_tasks.items() if tries > 1}
     assert retried == redone, retried ^ redone
     assert all(state == "success" for state, _ in model_tasks.values()), model_tasks
 
-    # In the warehouse: the four were built on retry; every other relation is exactly the one
+    # In the warehouse: the five were built on retry; every other relation is exactly the one
     # the build left (same oid), so no retry rebuilt it.
     before, after = at_retry["relations"], _relations(dsn)
     assert redone <= set(after) and not redone & set(before), redone & set(before)
     others = _selected_models() - redone
-    assert len(others) == 36 and others <= set(before)
+    assert len(others) == 34 and others <= set(before)
     assert {r: before.get(r) for r in others} == {r: after[r] for r in others}
     with psycopg.connect(dsn) as conn:
         moves = conn.execute("select count(*) from reporting.manager_segment_moves").fetchone()[0]

@@ -21,8 +21,9 @@ import psycopg
 import pytest
 
 from winback import cli
+from winback.dag_policy import START_DATE
 from winback.generator import GeneratorConfig, write_files
-from winback.orchestration import START_DATE, NoTaskRan, run_dag
+from winback.orchestration import NoTaskRan, run_dag
 
 pytestmark = pytest.mark.e2e
 

@@ -24,15 +24,15 @@ from integration.test_quality_gate import (
     KPI_CORRUPTIONS,
     QUARTER,
     RAW_CORRUPTIONS,
-    _create,
-    _drop,
     execute,
-    load_raw,
+    raw_warehouse,
     reporting_snapshot,
 )
+from scratch_databases import scratch_database
 
-from winback import quarterly, warehouse
+from winback import warehouse
 from winback.orchestration import run_dag
+from winback.tasks import quarterly as quarterly_tasks
 
 pytestmark = pytest.mark.e2e
 
@@ -63,19 +63,13 @@ def _run(conf: dict, **kwargs):
 
 @pytest.fixture(scope="module")
 def published(pg_admin_dsn, airflow_home, tmp_path_factory):
-    name = f"wb_qdag_{uuid.uuid4().hex[:10]}"
-    dsn = _create(pg_admin_dsn, name)
     home = tmp_path_factory.mktemp("quarterly_home")
-    try:
-        warehouse.bootstrap(dsn)
-        load_raw(dsn)
+    with raw_warehouse(pg_admin_dsn, "wb_qdag") as (name, dsn):
         with pytest.MonkeyPatch.context() as patch:
             _point_pipeline_at(patch, dsn, home)
             run = _run({"quarter": QUARTER.isoformat(), "reason": "first publication"})
         assert str(run.state) == "success"
         yield {"name": name, "dsn": dsn, "home": home}
-    finally:
-        _drop(pg_admin_dsn, name)
 
 
 def test_the_clean_run_publishes_the_quarter_and_bi_sees_it(published):
@@ -95,13 +89,11 @@ def test_the_clean_run_publishes_the_quarter_and_bi_sees_it(published):
 def test_a_corruption_blocks_publication_and_leaves_reporting_untouched(
         corruption, published, pg_admin_dsn, monkeypatch, tmp_path, caplog):
     statements, failed_check = CORRUPTIONS[corruption]
-    name = f"wb_qdag_{uuid.uuid4().hex[:10]}"
-    dsn = _create(pg_admin_dsn, name, template=published["name"])
-    try:
+    with scratch_database(pg_admin_dsn, "wb_qdag", template=published["name"]) as (_, dsn):
         _point_pipeline_at(monkeypatch, dsn, tmp_path)
         before = reporting_snapshot(dsn)
         execute(dsn, *statements)
-        with caplog.at_level(logging.ERROR, logger="winback.orchestration"):
+        with caplog.at_level(logging.ERROR, logger="winback.dag_policy"):
             run = _run({"quarter": QUARTER.isoformat(), "reason": f"after {corruption}"},
                        mark_success_pattern=r"dbt\..*")
         assert str(run.state) == "failed"
@@ -112,8 +104,6 @@ def test_a_corruption_blocks_publication_and_leaves_reporting_untouched(
             failed = conn.execute("select failed_blocking from audit.validation_results"
                                   " where not success order by created_at desc limit 1").fetchone()
         assert failed and failed_check in failed[0]
-    finally:
-        _drop(pg_admin_dsn, name)
 
 
 class _Reviewer:
@@ -143,7 +133,7 @@ class _Reviewer:
         from airflow.utils.state import TaskInstanceState
 
         with create_session() as session:
-            for ti in session.query(TaskInstance).filter(TaskInstance.task_id == quarterly.APPROVAL_TASK,
+            for ti in session.query(TaskInstance).filter(TaskInstance.task_id == quarterly_tasks.APPROVAL_TASK,
                                                          TaskInstance.state == TaskInstanceState.AWAITING_INPUT):
                 ti.state = TaskInstanceState.FAILED
 
@@ -164,13 +154,13 @@ class _Reviewer:
                     select(TaskInstance.id, TaskInstance.dag_id, TaskInstance.run_id)
                     .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
                     .where(TaskInstance.dag_id == "winback_quarterly_kpis",
-                           TaskInstance.task_id == quarterly.APPROVAL_TASK,
+                           TaskInstance.task_id == quarterly_tasks.APPROVAL_TASK,
                            TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
                     .where(cast(DagRun.conf, String).contains(self.token))).first()
             if waiting is not None:
                 with create_session() as session:  # a session of its own, as the API server's request has
                     self.body = session.execute(select(HITLDetail.body).where(HITLDetail.ti_id == waiting.id)).scalar()
-                    update_hitl_detail(dag_id=waiting.dag_id, dag_run_id=waiting.run_id, task_id=quarterly.APPROVAL_TASK,
+                    update_hitl_detail(dag_id=waiting.dag_id, dag_run_id=waiting.run_id, task_id=quarterly_tasks.APPROVAL_TASK,
                                        update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[self.choice]),
                                        user=self, session=session)
                 self.answered.set()
@@ -182,9 +172,7 @@ class _Reviewer:
 @pytest.mark.parametrize("choice", ["Approve", "Reject"])
 def test_a_publication_with_warnings_waits_for_a_persons_approval(choice, published, pg_admin_dsn, monkeypatch,
                                                                    tmp_path):
-    name = f"wb_qdag_{uuid.uuid4().hex[:10]}"
-    dsn = _create(pg_admin_dsn, name, template=published["name"])
-    try:
+    with scratch_database(pg_admin_dsn, "wb_qdag", template=published["name"]) as (_, dsn):
         _point_pipeline_at(monkeypatch, dsn, tmp_path)
         monkeypatch.setenv("WINBACK_PUBLISH_APPROVAL", "required")
         execute(dsn, "delete from reporting.kpi_quarterly_breakdown_versions",
@@ -207,5 +195,3 @@ def test_a_publication_with_warnings_waits_for_a_persons_approval(choice, publis
             assert str(run.state) == "success" and versions == [(1, "reviewed publication")]
         else:
             assert versions == []  # rejected: reporting exactly as it was
-    finally:
-        _drop(pg_admin_dsn, name)

@@ -32,6 +32,7 @@ import pytest
 
 from winback import generator
 from winback.config import get_settings
+from winback.deployment import LocalApi, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -54,27 +55,6 @@ def _redis_answers(host: str = "127.0.0.1", port: int = 6379) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Api:
-    def __init__(self, port: int):
-        self.base = f"http://127.0.0.1:{port}/api/v2"
-
-    def call(self, path: str, body: dict | None = None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method="POST" if data else "GET",
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
-            return json.load(answer)
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self.call(f"/dags/{dag_id}/dagRuns?order_by=-start_date")["dag_runs"]
-
-
 def _wait(what: str, check, deadline: float, deployment: subprocess.Popen, pause: float = 5.0):
     while time.monotonic() < deadline:
         if deployment.poll() is not None:
@@ -86,15 +66,15 @@ def _wait(what: str, check, deadline: float, deployment: subprocess.Popen, pause
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _finished(api: Api, dag_id: str, run_id: str | None = None):
+def _finished(api: LocalApi, dag_id: str, run_id: str | None = None):
     """The DAG's (given, else latest) run once it ended; fails the test if it failed."""
     runs = api.runs(dag_id)
     run = next((r for r in runs if run_id is None or r["dag_run_id"] == run_id), None)
     if run is None or run["state"] not in ("success", "failed"):
         return None
     if run["state"] == "failed":
-        failed = [t["task_id"] for t in api.call(f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances")
-                  ["task_instances"] if t["state"] in ("failed", "upstream_failed")]
+        failed = [t["task_id"] for t in api.task_instances(dag_id, run["dag_run_id"])
+                  if t["state"] in ("failed", "upstream_failed")]
         pytest.fail(f"{dag_id} run {run['dag_run_id']} failed: {failed}")
     return run
 
@@ -109,7 +89,7 @@ def test_nightly_marts_and_quarterly_under_a_real_scheduler(executor, tmp_path):
     deadline = started + DEADLINE_SECONDS
     home = tmp_path / "home"
     home.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("AIRFLOW", "WINBACK_", "DBT_", "SCARF", "DO_NOT_TRACK", "GX_"))}
     env.update({"WINBACK_HOME": str(home), "WINBACK_PROJECT_DIR": str(ROOT), "WINBACK_TIMEZONE": "UTC",
@@ -127,7 +107,7 @@ def test_nightly_marts_and_quarterly_under_a_real_scheduler(executor, tmp_path):
     deployment = subprocess.Popen([sys.executable, "-m", "winback.deployment", "--executor", executor,
                                    "--port", str(port), "--health-timeout", "300"],
                                   env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-    api = Api(port)
+    api = LocalApi(port)
     airflow_home = home / "airflow-local"
     try:
         health = _wait("the deployment to report healthy", lambda: _health(port), deadline, deployment)
@@ -194,12 +174,12 @@ def _health(port: int):
     return health if all((health.get(p) or {}).get("status") == "healthy" for p in parts) else None
 
 
-def _unpaused(api: Api, dag_id: str):
+def _unpaused(api: LocalApi, dag_id: str):
     dag = api.call(f"/dags/{dag_id}")
     return dag if not dag["is_paused"] else None
 
 
-def _dag_ids(api: Api):
+def _dag_ids(api: LocalApi):
     ids = {d["dag_id"] for d in api.call("/dags")["dags"]}
     return ids if len(ids) >= 4 else None
 
@@ -237,7 +217,7 @@ def test_the_embedded_server_on_tcp_takes_only_project_roles_with_scram(tmp_path
 
     settings = get_settings(home=tmp_path / "home", warehouse_url=None, source_url=None)
     (tmp_path / "home").mkdir()
-    port = _free_port()
+    port = free_port()
     try:
         bi_uri = warehouse.enable_tcp(settings, port)["bi_uri"]
         password = json.loads((settings.state_dir / "pg-passwords.json").read_text())["winback_bi"]

@@ -23,11 +23,11 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from integration.test_report import Q1_2025, SECTIONS, build_published_warehouse, create_database, drop_database
+from integration.test_report import Q1_2025, SECTIONS, build_published_warehouse
+from scratch_databases import scratch_database
 from websockets.sync.client import connect
 
 from winback.report import render_report, write_pdf
@@ -52,15 +52,11 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def report(pg_admin_dsn, tmp_path_factory) -> Path:
-    name = f"wb_browser_{uuid.uuid4().hex[:10]}"
-    dsn = create_database(pg_admin_dsn, name)
-    try:
+    with scratch_database(pg_admin_dsn, "wb_browser") as (_, dsn):
         with pytest.MonkeyPatch.context() as patch:
             build_published_warehouse(dsn, tmp_path_factory.mktemp("browser_home"),
                                       tmp_path_factory.mktemp("browser_target"), patch)
         yield render_report(dsn, Q1_2025, tmp_path_factory.mktemp("browser_report"), pdf=False)
-    finally:
-        drop_database(pg_admin_dsn, name)
 
 
 # ----------------------------------------------------------------------------- a minimal CDP client

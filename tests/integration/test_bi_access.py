@@ -19,8 +19,9 @@ import uuid
 
 import psycopg
 import pytest
-from integration.test_report import build_published_warehouse, create_database, drop_database
+from integration.test_report import build_published_warehouse
 from psycopg import sql
+from scratch_databases import scratch_database
 
 from winback.report import bi_views, render_report
 
@@ -43,15 +44,11 @@ PII_COLUMN = re.compile(r"(^|_)(name|full_name|e_?mail|phone|mobile|notes?|comme
 
 @pytest.fixture(scope="module")
 def bi_warehouse(pg_admin_dsn, tmp_path_factory):
-    name = f"wb_bi_{uuid.uuid4().hex[:10]}"
-    dsn = create_database(pg_admin_dsn, name)
-    try:
+    with scratch_database(pg_admin_dsn, "wb_bi") as (_, dsn):
         with pytest.MonkeyPatch.context() as patch:
             build_published_warehouse(dsn, tmp_path_factory.mktemp("bi_home"), tmp_path_factory.mktemp("bi_target"),
                                       patch)
         yield dsn
-    finally:
-        drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture(scope="module")

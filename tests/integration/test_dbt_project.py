@@ -20,13 +20,12 @@ The dataset (L = 180, so lost_date = last purchase day + 181 days; D = 2024-12-3
 from __future__ import annotations
 
 import datetime as dt
-import urllib.parse
-import uuid
 from decimal import Decimal
 
 import psycopg
 import pytest
 from psycopg import sql
+from scratch_databases import scratch_database
 
 from winback import warehouse
 from winback.dbt import DbtRunError, dbt_env, run_dbt
@@ -122,18 +121,11 @@ def snapshot(dsn: str) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def built_dsn(pg_admin_dsn):
     """One warehouse for the module's read-only tests: raw data loaded, `dbt build` done."""
-    name = f"wb_dbt_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    dsn = urllib.parse.urlsplit(pg_admin_dsn)._replace(path=f"/{name}").geturl()
-    try:
+    with scratch_database(pg_admin_dsn, "wb_dbt") as (_, dsn):
         warehouse.bootstrap(dsn)
         load_raw(dsn)
         run_dbt(["build"], dsn, as_of=AS_OF)  # models, data tests and the unit tests
         yield dsn
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 def test_dbt_env_reads_tcp_and_unix_socket_uris():

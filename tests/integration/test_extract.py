@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from winback.config import get_settings
-from winback.extract import DeliveryRejected, QuarantineLimitExceeded, extract_entity, loader
+from winback.extract import DeliveryRejected, QuarantineLimitExceeded, bulk_load, extract_entity, staged
 
 pytestmark = pytest.mark.integration
 
@@ -173,8 +173,8 @@ def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_s
     before = raw_lines(warehouse_dsn)
     key_before = primary_key(warehouse_dsn)
     put_lines(source_dsn, *[(f"L{i:04d}", "C1", "2025-01-01", i, at("2025-01-01")) for i in range(350)])
-    name = "bulk_write" if path == "bulk" else "copy_chunk"
-    real = getattr(loader, name)
+    module, name = (bulk_load, "bulk_write") if path == "bulk" else (staged, "copy_chunk")
+    real = getattr(module, name)
     calls = {"n": 0}
 
     def failing(*args):
@@ -183,7 +183,7 @@ def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_s
             raise ConnectionError("network dropped in the middle of the load")
         real(*args)
 
-    monkeypatch.setattr(loader, name, failing)
+    monkeypatch.setattr(module, name, failing)
     with pytest.raises(ConnectionError):
         extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
     assert calls["n"] == 3
@@ -194,7 +194,7 @@ def test_a_failing_chunk_leaves_no_partial_rows_and_the_next_run_completes(sql_s
         assert conn.execute("select count(*) from audit.watermarks").fetchone()[0] == 0
     assert status == "failed" and "network dropped" in message
 
-    monkeypatch.setattr(loader, name, real)
+    monkeypatch.setattr(module, name, real)
     result = extract_entity("sales_lines", as_of=dt.date(2025, 1, 1), settings=settings)
     assert result.rows_inserted == 350
     assert len(raw_lines(warehouse_dsn)) == 350 + len(before)
@@ -343,13 +343,13 @@ def test_a_first_load_above_the_limit_empties_what_the_bulk_path_copied(warehous
     (tmp_path / "sales_lines_x.csv").write_text(
         "line_id,order_id,client_id,order_date,quantity,net_amount\n" + "\n".join(lines) + "\n")
     copied = []
-    real = loader.bulk_write
-    loader.bulk_write = lambda copy, chunk: (copied.append(chunk), real(copy, chunk))
+    real = bulk_load.bulk_write
+    bulk_load.bulk_write = lambda copy, chunk: (copied.append(chunk), real(copy, chunk))
     try:
         with pytest.raises(QuarantineLimitExceeded, match="50 of 200 rows"):
             extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)
     finally:
-        loader.bulk_write = real
+        bulk_load.bulk_write = real
     assert copied  # the first chunks did go straight into raw
     assert raw_lines(warehouse_dsn) == {}
     assert len(quarantine(warehouse_dsn)) == 50
@@ -633,8 +633,8 @@ def test_the_bulk_path_stores_and_quarantines_exactly_what_the_usual_path_does(w
     from winback.warehouse import bootstrap
 
     copied: list[str] = []
-    real_write = loader.bulk_write
-    monkeypatch.setattr(loader, "bulk_write", lambda copy, chunk: (copied.append(chunk), real_write(copy, chunk)))
+    real_write = bulk_load.bulk_write
+    monkeypatch.setattr(bulk_load, "bulk_write", lambda copy, chunk: (copied.append(chunk), real_write(copy, chunk)))
     cases = [("sales_lines", BULK_SALES_HEADER, n, c) for n, c in BULK_SALES_CASES.items()]
     cases += [("contacts", "contact_id,contact_at,channel,nps_score", n, c) for n, c in BULK_CONTACT_CASES.items()]
     with_bulk, kept_by_bulk = {}, set()

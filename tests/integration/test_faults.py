@@ -57,14 +57,14 @@ def test_a_load_killed_mid_copy_leaves_nothing_and_its_audit_row_is_closed(wareh
         import datetime as dt, time
         from pathlib import Path
         from winback.config import get_settings
-        from winback.extract import extract_entity, loader
+        from winback.extract import bulk_load, extract_entity, staged
 
         def stall(*args, **kwargs):  # the second chunk never arrives: the COPY is open
             Path({str(copying)!r}).touch()
             time.sleep(600)
 
-        target = "bulk_write" if {bulk!r} else "copy_chunk"
-        real = getattr(loader, target)
+        module, target = (bulk_load, "bulk_write") if {bulk!r} else (staged, "copy_chunk")
+        real = getattr(module, target)
         calls = []
         def first_then_stall(*args, **kwargs):
             calls.append(1)
@@ -72,7 +72,7 @@ def test_a_load_killed_mid_copy_leaves_nothing_and_its_audit_row_is_closed(wareh
                 stall()
             return real(*args, **kwargs)
 
-        setattr(loader, target, first_then_stall)
+        setattr(module, target, first_then_stall)
         settings = get_settings(warehouse_url={warehouse_dsn!r}, landing_url={str(landing)!r}, sales_source="files",
                                 timezone="UTC", chunk_bytes=64 * 1024, bulk_load={bulk!r})
         extract_entity("sales_lines", as_of=dt.date(2025, 1, 10), settings=settings)

@@ -12,17 +12,18 @@ untouched (publishing with the failed validation is refused).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
-import urllib.parse
-import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from scratch_databases import scratch_database
 
 from winback import warehouse
 from winback.dbt import run_dbt
@@ -137,22 +138,13 @@ def load_raw(dsn: str) -> None:
 
 
 # ----------------------------------------------------------------------------- databases
-def _dsn(admin_dsn: str, dbname: str) -> str:
-    return urllib.parse.urlsplit(admin_dsn)._replace(path=f"/{dbname}").geturl()
-
-
-def _create(admin_dsn: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        statement = sql.SQL("create database {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" template {}").format(sql.Identifier(template))
-        conn.execute(statement)
-    return _dsn(admin_dsn, name)
-
-
-def _drop(admin_dsn: str, name: str) -> None:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+@contextlib.contextmanager
+def raw_warehouse(admin_dsn: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A scratch warehouse, bootstrapped, with the raw dataset loaded (no dbt yet): (name, DSN)."""
+    with scratch_database(admin_dsn, prefix) as (name, dsn):
+        warehouse.bootstrap(dsn)
+        load_raw(dsn)
+        yield name, dsn
 
 
 def reporting_snapshot(dsn: str) -> dict[str, list[tuple]]:
@@ -166,12 +158,8 @@ def reporting_snapshot(dsn: str) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def template(pg_admin_dsn, tmp_path_factory):
     """A warehouse built by dbt from the raw dataset, gated, with Q1 2025 published (v1)."""
-    name = f"wb_gate_tpl_{uuid.uuid4().hex[:10]}"
-    dsn = _create(pg_admin_dsn, name)
     home = tmp_path_factory.mktemp("gate_template_home")
-    try:
-        warehouse.bootstrap(dsn)
-        load_raw(dsn)
+    with raw_warehouse(pg_admin_dsn, "wb_gate_tpl") as (name, dsn):
         target = tmp_path_factory.mktemp("dbt_target")
         run_dbt(["build", "--target-path", str(target)], dsn, as_of=AS_OF.isoformat())
         with pytest.MonkeyPatch.context() as patch:
@@ -181,8 +169,6 @@ def template(pg_admin_dsn, tmp_path_factory):
         version = publish_quarter(dsn, QUARTER, kpi.validation_id, "quarterly publication")
         assert version == 1
         yield {"name": name, "raw": raw, "kpi": kpi}
-    finally:
-        _drop(pg_admin_dsn, name)
 
 
 @pytest.fixture
@@ -195,10 +181,8 @@ def gate_home(pg_admin_dsn, tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def wh(template, pg_admin_dsn, gate_home) -> str:
     """A private copy of the template warehouse."""
-    name = f"wb_gate_{uuid.uuid4().hex[:10]}"
-    dsn = _create(pg_admin_dsn, name, template=template["name"])
-    yield dsn
-    _drop(pg_admin_dsn, name)
+    with scratch_database(pg_admin_dsn, "wb_gate", template=template["name"]) as (_, dsn):
+        yield dsn
 
 
 def execute(dsn: str, *statements: str) -> None:
@@ -349,6 +333,12 @@ KPI_CORRUPTIONS = {
                         "kpi_quarterly.quarter_staged"),
     "kpis_of_another_as_of": (["update kpi_staging.kpi_quarterly set as_of_date = date '2025-04-03'"],
                               "kpi_quarterly.built_for_as_of"),
+    # Per-column checks generated from the KPI definition (meta.kpi.gate of _kpi__models.yml).
+    "count_missing": ([f"update kpi_staging.kpi_quarterly set new_clients = null where quarter_start = {Q}"],
+                      "kpi_quarterly.new_clients_present"),
+    "negative_median": ([f"update kpi_staging.kpi_quarterly_breakdown set median_days_to_return = -1 "
+                         f"where quarter_start = {Q} and dimension = 'region'"],
+                        "kpi_quarterly_breakdown.median_days_to_return_not_negative"),
     "lost_clients_not_matching_episodes": ([
         f"update kpi_staging.kpi_quarterly set lost_clients = lost_clients + 1, "
         f"churn_rate = (lost_clients + 1)::float8 / nullif(active_clients_start, 0) where quarter_start = {Q}"],

@@ -15,13 +15,11 @@ servers must give the same verdicts, observed values and offending rows.
 from __future__ import annotations
 
 import json
-import urllib.parse
-import uuid
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
+from scratch_databases import create_database, drop_database, unique_name
 from test_quality_gate import AS_OF, QUARTER, load_raw
 
 from winback import warehouse
@@ -69,10 +67,6 @@ BROKEN = {
 }
 
 
-def _with_db(admin_dsn: str, dbname: str) -> str:
-    return urllib.parse.urlsplit(admin_dsn)._replace(path=f"/{dbname}").geturl()
-
-
 def _machine_admin_dsn() -> str:
     try:
         with psycopg.connect(MACHINE_ADMIN_DSN, connect_timeout=3) as conn:
@@ -90,12 +84,11 @@ def _gate(dsn: str, home, label: str) -> dict[str, Any]:
 
 
 def _build(admin_dsn: str, tmp_path_factory, server: str, created: list[tuple[str, str]]) -> dict[str, Any]:
-    name = f"wb_pgv_{uuid.uuid4().hex[:10]}"
+    name = unique_name("wb_pgv")
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         version = conn.execute("select current_setting('server_version_num')::int").fetchone()[0]
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    dsn = create_database(admin_dsn, name)
     created.append((admin_dsn, name))
-    dsn = _with_db(admin_dsn, name)
     home = tmp_path_factory.mktemp(f"pg_versions_{server}")
     warehouse.bootstrap(dsn)
     load_raw(dsn)
@@ -129,8 +122,7 @@ def servers(pg_admin_dsn, tmp_path_factory):
 
     yield _get
     for admin_dsn, name in created:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        drop_database(admin_dsn, name)
 
 
 def _comparable(observed: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from winback import warehouse
 from winback.config import get_settings
-from winback.extract import RecordsUnaccounted, extract_entity, loader
+from winback.extract import RecordsUnaccounted, extract_entity, staged
 from winback.extract.validation import MissingColumnsError
 
 pytestmark = pytest.mark.integration
@@ -251,13 +251,13 @@ def test_every_record_of_every_delivery_is_accounted_for(warehouse_dsn, tmp_path
 
 def test_a_record_lost_between_the_stages_fails_the_load_naming_the_file(warehouse_dsn, tmp_path, monkeypatch):
     (tmp_path / "sales_lines_lost.csv").write_text(csv_text(sales_rows(200)))
-    original = loader.RawLoader._reject_duplicates
+    original = staged.reject_duplicates
 
-    def losing_one(self, conn, incoming):  # a defect that drops a row without a word
+    def losing_one(conn, entity, incoming):  # a defect that drops a row without a word
         conn.execute("delete from _incoming where line_id = 'L000050'")
-        return original(self, conn, incoming - 1)
+        return original(conn, entity, incoming - 1)
 
-    monkeypatch.setattr(loader.RawLoader, "_reject_duplicates", losing_one)
+    monkeypatch.setattr(staged, "reject_duplicates", losing_one)
     with pytest.raises(RecordsUnaccounted, match=r"sales_lines_lost.csv: 200 records read, but 199 loaded"):
         load(warehouse_dsn, tmp_path, False)
     assert raw_rows(warehouse_dsn) == []

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import urllib.parse
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
@@ -38,7 +37,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from integration.test_quality_gate import load_raw
-from psycopg import sql
+from scratch_databases import scratch_database
 
 from winback import warehouse
 from winback.cli import main
@@ -61,24 +60,6 @@ LOST_Q1_2025 = {"C005": "M2", "C015": "M4", "C025": "M2", "C035": "M4", "C045": 
 
 
 # ----------------------------------------------------------------------------- building the warehouse
-def _dsn(admin_dsn: str, dbname: str) -> str:
-    return urllib.parse.urlsplit(admin_dsn)._replace(path=f"/{dbname}").geturl()
-
-
-def create_database(admin_dsn: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        statement = sql.SQL("create database {}").format(sql.Identifier(name))
-        if template:
-            statement += sql.SQL(" template {}").format(sql.Identifier(template))
-        conn.execute(statement)
-    return _dsn(admin_dsn, name)
-
-
-def drop_database(admin_dsn: str, name: str) -> None:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
 def record_validation(dsn: str, quarter: dt.date) -> str:
     """A successful kpi gate verdict on the rows staged now (what run_gate records)."""
     validation_id = str(uuid.uuid4())
@@ -112,24 +93,18 @@ def build_published_warehouse(dsn: str, home: Path, target: Path, monkeypatch: p
 
 @pytest.fixture(scope="module")
 def template(pg_admin_dsn, tmp_path_factory):
-    name = f"wb_report_tpl_{uuid.uuid4().hex[:10]}"
-    dsn = create_database(pg_admin_dsn, name)
-    try:
+    with scratch_database(pg_admin_dsn, "wb_report_tpl") as (name, dsn):
         with pytest.MonkeyPatch.context() as patch:
             validation = build_published_warehouse(dsn, tmp_path_factory.mktemp("report_home"),
                                                    tmp_path_factory.mktemp("report_dbt_target"), patch)
         yield {"name": name, "dsn": dsn, "validation_id": validation}
-    finally:
-        drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture
 def copy(template, pg_admin_dsn):
     """A private copy of the template warehouse, for tests that change it."""
-    name = f"wb_report_{uuid.uuid4().hex[:10]}"
-    dsn = create_database(pg_admin_dsn, name, template=template["name"])
-    yield dsn
-    drop_database(pg_admin_dsn, name)
+    with scratch_database(pg_admin_dsn, "wb_report", template=template["name"]) as (_, dsn):
+        yield dsn
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from winback.extract import as_of_for
+from winback.calendar import as_of_for
 from winback.extract.contract import SALES_LINES
 from winback.extract.sources import record_chunks
 from winback.extract.validation import DeliveryColumns, MissingColumnsError, landing_columns

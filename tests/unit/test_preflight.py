@@ -142,6 +142,11 @@ def test_the_cli_fails_before_anything_is_written(tmp_path, monkeypatch, capsys)
 
     home = tmp_path / "home"
     monkeypatch.setenv("WINBACK_HOME", str(home))
+    # winback run sets these in os.environ (for the DAG run in this process): restored afterwards,
+    # so later tests (an extract from SQL) do not inherit sales_source=files.
+    for name in ("WINBACK_SALES_SOURCE", "WINBACK_LANDING_URL", "WINBACK_AS_OF_DATE"):
+        monkeypatch.setenv(name, "")  # remembers the value before (or its absence) for the teardown
+        monkeypatch.delenv(name)
 
     def forbidden(settings):
         raise AssertionError("the warehouse or Airflow was set up before the inputs were checked")

@@ -1,49 +1,30 @@
 """The nightly extract: one call per entity, used by the extract DAG and the CLI.
 
-Time: a run describes the as-of date ``D`` = the last calendar day (in the configured
-time zone) that ends at or before the run's data interval end. The run triggered in the
-night of the 24th describes the 23rd; rows updated after the end of ``D`` wait for the
-next run.
+Time: a run describes the as-of date ``D`` (see ``winback.calendar``); rows updated after
+the end of ``D`` wait for the next run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Iterator
 
-import psycopg
-
 from winback import warehouse
+from winback.calendar import day_end
 from winback.config import Settings, get_settings
+from winback.extract import audit
+from winback.extract.audit import LoadResult, RecordsUnaccounted
 from winback.extract.contract import ENTITIES, Entity
 from winback.extract.formats import FileFormat
-from winback.extract.loader import (
-    DeliveryRejected,
-    LoadResult,
-    QuarantineLimitExceeded,
-    RawLoader,
-    RecordsUnaccounted,
-)
+from winback.extract.loader import DeliveryRejected, QuarantineLimitExceeded, RawLoader
 from winback.extract.sources import Delivery, SourceError, discover_files, file_checksum, read_file, read_sql_table
 
 __all__ = [
     "ENTITIES", "DeliveryRejected", "LoadResult", "QuarantineLimitExceeded", "RecordsUnaccounted", "SourceError",
-    "as_of_for", "extract_entity", "source_kind_for",
+    "extract_entity", "source_kind_for",
 ]
 
 SQL_CAPABLE = ("sales_lines", "clients", "managers")
-
-
-def as_of_for(data_interval_end: dt.datetime, timezone: str) -> dt.date:
-    """The last full local day before the data interval end (see the module docstring)."""
-    local = data_interval_end.astimezone(zoneinfo.ZoneInfo(timezone))
-    return local.date() - dt.timedelta(days=1)
-
-
-def day_end(day: dt.date, timezone: str) -> dt.datetime:
-    """The first instant after ``day`` in the configured time zone."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zoneinfo.ZoneInfo(timezone))
 
 
 def source_kind_for(entity: str, settings: Settings) -> str:
@@ -51,19 +32,11 @@ def source_kind_for(entity: str, settings: Settings) -> str:
     return settings.sales_source if entity in SQL_CAPABLE else "files"
 
 
-def _watermark(dsn: str, entity: str) -> dt.datetime | None:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("select watermark from audit.watermarks where entity = %s", (entity,)).fetchone()
-    return row[0] if row else None
-
-
 def _new_files(dsn: str, landing: str, entity: Entity, chunk_bytes: int, fmt: FileFormat) -> Iterator[Delivery]:
     """Files not loaded before (by URL and content checksum), opened one at a time. A URL
     never loaded is new whatever its content: its checksum is taken while it is read, so
     a first load reads each file once."""
-    with psycopg.connect(dsn) as conn:
-        seen = {(u, c) for u, c in conn.execute(
-            "select file_url, checksum from audit.landed_files where entity = %s", (entity.name,))}
+    seen = audit.landed_files(dsn, entity.name)
     seen_urls = {url for url, _ in seen}
     for url in discover_files(landing, entity):
         if url not in seen_urls:
@@ -93,7 +66,7 @@ def extract_entity(
         return loader.load(_new_files(dsn, settings.landing, entity, settings.chunk_bytes, settings.file_format()),
                            "files")
 
-    before = _watermark(dsn, entity_name)
+    before = audit.watermark(dsn, entity_name)
     lookback = dt.timedelta(days=settings.lookback_days)
     until = day_end(as_of, settings.timezone)
     # A re-run or backfill of an older date re-reads that date's window; a normal nightly

@@ -37,6 +37,8 @@ _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}($|[T ])"
 # PostgreSQL's numeric also reads NaN and infinities, which are no amounts.
 _SPECIAL_NUMBERS = "%(nan|inf)%"
+# Per contract type with a text form of its own: the pattern, the type it must cast to, its name in reasons.
+_ISO_FORMS = {"date": (_ISO_DATE, "date", "an ISO date"), "timestamp": (_ISO_TIMESTAMP, "timestamptz", "an ISO timestamp")}
 _BOOLEANS_TRUE = ("true", "t", "1", "yes", "y")
 _BOOLEANS_FALSE = ("false", "f", "0", "no", "n")
 
@@ -120,16 +122,12 @@ class DeliveryColumns:
                 if column.name == "nps_score":
                     cases.append(sql.SQL("when {v}::integer not between 0 and 10 "
                                          "then 'nps_score ' || {v} || ' outside 0-10'").format(v=value))
-            elif column.type == "date":
+            elif column.type in _ISO_FORMS:
+                pattern, pg_type, what = _ISO_FORMS[column.type]
                 cases.append(sql.SQL(
-                    "when {v} !~ {rx} or not pg_input_is_valid({v}, 'date') "
-                    "then {n} || ' is not an ISO date: ' || {s}").format(
-                    v=value, rx=sql.Literal(_ISO_DATE), n=name, s=shown))
-            elif column.type == "timestamp":
-                cases.append(sql.SQL(
-                    "when {v} !~ {rx} or not pg_input_is_valid({v}, 'timestamptz') "
-                    "then {n} || ' is not an ISO timestamp: ' || {s}").format(
-                    v=value, rx=sql.Literal(_ISO_TIMESTAMP), n=name, s=shown))
+                    "when {v} !~ {rx} or not pg_input_is_valid({v}, {t}) then {n} || {what} || {s}").format(
+                    v=value, rx=sql.Literal(pattern), t=sql.Literal(pg_type), n=name,
+                    what=sql.Literal(f" is not {what}: "), s=shown))
             elif column.type == "boolean":
                 cases.append(sql.SQL("when lower({v}) <> all({ok}) then {n} || ' is not a boolean: ' || {s}").format(
                     v=value, ok=sql.Literal(list(_BOOLEANS_TRUE + _BOOLEANS_FALSE)), n=name, s=shown))

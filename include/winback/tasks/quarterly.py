@@ -1,10 +1,10 @@
-"""Task bodies of the quarterly KPI DAG: which quarters, the gate, the publication.
+"""Task bodies of ``winback_quarterly_kpis``: which quarters, the gate, the publication.
 
 Write-audit-publish: dbt writes the quarter's KPI rows to ``kpi_staging``; the quality
-gate (``winback.quality``) audits them and the raw layer they rest on; only then does
-``winback.publish`` copy them, atomically and as a new version, into ``reporting``. A
-failed gate fails the run with the failed expectations named, fires the failure alert,
-and leaves ``reporting`` exactly as it was.
+gate (``winback.quality``) audits them and the raw layer they rest on
+(``common.validate_raw``); only then does ``winback.publish`` copy them, atomically and as
+a new version, into ``reporting``. A failed gate fails the run with the failed
+expectations named, fires the failure alert, and leaves ``reporting`` exactly as it was.
 """
 
 from __future__ import annotations
@@ -14,21 +14,14 @@ import logging
 from typing import Any
 
 from winback import warehouse
+from winback.calendar import last_closed_quarter, quarter_of
 from winback.config import get_settings
-from winback.quality.suites import last_closed_quarter, quarter_of
+from winback.tasks import common
 
 log = logging.getLogger(__name__)
 
-
-def _context() -> dict[str, Any]:
-    from airflow.sdk import get_current_context
-
-    return get_current_context()
-
-
-def _conf() -> dict[str, Any]:
-    run = _context().get("dag_run")
-    return dict(run.conf or {}) if run is not None else {}
+APPROVAL_TASK = "approve_publication"
+NO_REVIEW_TASK = "no_review_needed"
 
 
 def plan_quarters(as_of: dt.date, conf: dict[str, Any], dsn: str) -> list[dt.date]:
@@ -51,31 +44,14 @@ def plan_quarters(as_of: dt.date, conf: dict[str, Any], dsn: str) -> list[dt.dat
     return [last]
 
 
-def plan_task(as_of: str) -> list[str]:
+def plan(as_of: str) -> list[str]:
     settings = get_settings()
-    quarters = plan_quarters(dt.date.fromisoformat(as_of), _conf(), warehouse.warehouse_dsn(settings))
+    quarters = plan_quarters(dt.date.fromisoformat(as_of), common.conf(), warehouse.warehouse_dsn(settings))
     log.info("quarters to validate and publish as of %s: %s", as_of, [q.isoformat() for q in quarters])
     return [q.isoformat() for q in quarters]
 
 
-def _fail(message: str) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(message)  # bad data: retrying cannot help
-
-
-def validate_raw_task(as_of: str) -> dict[str, Any]:
-    """The raw suite for the as-of date (also run by the nightly extract)."""
-    from winback.quality import run_gate
-
-    result = run_gate(warehouse.warehouse_dsn(), "raw", dt.date.fromisoformat(as_of), None,
-                      _context()["run_id"])
-    if not result.success:
-        _fail(f"raw data quality gate failed: {result.message}")
-    return result.summary()
-
-
-def validate_kpi_task(as_of: str, quarters: list[str]) -> dict[str, str]:
+def validate_kpi(as_of: str, quarters: list[str]) -> dict[str, str]:
     """The kpi suite for every planned quarter; fails before anything is published."""
     from winback.quality import run_gate
 
@@ -83,18 +59,14 @@ def validate_kpi_task(as_of: str, quarters: list[str]) -> dict[str, str]:
     failures = []
     for quarter in quarters:
         result = run_gate(warehouse.warehouse_dsn(), "kpi", dt.date.fromisoformat(as_of),
-                          dt.date.fromisoformat(quarter), _context()["run_id"])
+                          dt.date.fromisoformat(quarter), common.context()["run_id"])
         if result.success:
             validations[quarter] = result.validation_id
         else:
             failures.append(f"{quarter}: {result.message}")
     if failures:
-        _fail("KPI quality gate failed, nothing published: " + " | ".join(failures))
+        common.fail("KPI quality gate failed, nothing published: " + " | ".join(failures))
     return validations
-
-
-APPROVAL_TASK = "approve_publication"
-NO_REVIEW_TASK = "no_review_needed"
 
 
 def review_lines(dsn: str, as_of: dt.date, run_id: str, validations: dict[str, str]) -> list[str]:
@@ -117,13 +89,13 @@ def review_lines(dsn: str, as_of: dt.date, run_id: str, validations: dict[str, s
     return lines
 
 
-def review_task(as_of: str, validations: dict[str, str]) -> str:
+def review(as_of: str, validations: dict[str, str]) -> str:
     """Branch: publications whose gate runs have warnings or waivers wait for a person's
     approval (``publish_approval``); the others go straight on. The approval shows the list."""
-    context = _context()
-    run = context["dag_run"]
-    lines = review_lines(warehouse.warehouse_dsn(), dt.date.fromisoformat(as_of), context["run_id"], validations)
-    context["ti"].xcom_push(key="review", value="\n".join(lines) or "no warnings, no waivers")
+    current = common.context()
+    run = current["dag_run"]
+    lines = review_lines(warehouse.warehouse_dsn(), dt.date.fromisoformat(as_of), current["run_id"], validations)
+    current["ti"].xcom_push(key="review", value="\n".join(lines) or "no warnings, no waivers")
     mode = get_settings().publish_approval
     in_process = getattr(run, "triggering_user_name", None) == "dag_test"  # dag.test(): nobody to answer
     if not lines or mode == "off" or (mode == "auto" and in_process):
@@ -133,11 +105,11 @@ def review_task(as_of: str, validations: dict[str, str]) -> str:
     return APPROVAL_TASK
 
 
-def publish_task(validations: dict[str, str]) -> dict[str, int]:
+def publish(validations: dict[str, str]) -> dict[str, int]:
     """Publish every validated quarter (each atomically, as a new version)."""
     from winback.publish import publish_quarter
 
-    reason = str(_conf().get("reason") or "quarterly publication")
+    reason = str(common.conf().get("reason") or "quarterly publication")
     versions = {}
     for quarter, validation_id in sorted(validations.items()):
         versions[quarter] = publish_quarter(warehouse.warehouse_dsn(), dt.date.fromisoformat(quarter),
@@ -146,7 +118,7 @@ def publish_task(validations: dict[str, str]) -> dict[str, int]:
     return versions
 
 
-def report_task(versions: dict[str, int]) -> list[str]:
+def report(versions: dict[str, int]) -> list[str]:
     """The review report of every quarter just published, from the published tables only."""
     from winback.report import render_report
 

@@ -1,0 +1,223 @@
+"""The DAGs as users run them: ``.venv/bin/python -m bench.scheduler_runs [--sizes S,M] [--executor local]``.
+
+Per size, a local deployment (``make airflow``: scheduler, DAG processor, triggerer, API
+server) starts in a throw-away ``WINBACK_HOME`` with its own embedded PostgreSQL. A demo
+seller of that size is generated into its sales system; then, through the REST API, as a
+user would:
+
+1. the nightly extract is triggered for the as-of date; the raw Assets trigger
+   ``winback_marts``; both runs' wall times (the API's start and end dates) are recorded;
+2. the quarterly DAG is triggered for the last closed quarter;
+3. the baseline, in the same run on the same warehouse: ``dbt build`` of each DAG's dbt
+   selection (``cosmos_config.MARTS_SELECT`` / ``QUARTERLY_SELECT``), with the same as-of date.
+
+The ratio DAG run / ``dbt build`` is the overhead of the orchestration (issue 19's goal:
+marts <= 1.5x). Task counts and the sum of task durations show where it goes. Results go
+to ``.winback/bench/results-scheduler.json`` and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import AS_OF, ROOT, log
+from winback.deployment import LocalApi, free_port
+
+SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
+TIMEOUT_S = 3600
+
+
+class Api(LocalApi):
+    """The deployment's API, with what the benchmark waits for."""
+
+    def healthy(self) -> bool:
+        try:
+            health = self.call("/monitor/health")
+        except OSError:
+            return False
+        return all((health.get(p) or {}).get("status") == "healthy"
+                   for p in ("metadatabase", "scheduler", "dag_processor"))
+
+    def dag_ids(self) -> set[str]:
+        try:
+            return {d["dag_id"] for d in self.call("/dags")["dags"]}
+        except OSError:
+            return set()
+
+    def run(self, dag_id: str, run_id: str | None = None) -> dict | None:
+        return next((r for r in self.runs(dag_id) if run_id is None or r["dag_run_id"] == run_id), None)
+
+
+def _wait(what: str, check, deployment: subprocess.Popen, timeout: float = TIMEOUT_S, pause: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if deployment.poll() is not None:
+            raise RuntimeError(f"the deployment exited ({deployment.returncode}) while waiting for {what}")
+        outcome = check()
+        if outcome:
+            return outcome
+        time.sleep(pause)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _seconds(stamp_from: str | None, stamp_to: str | None) -> float | None:
+    if not stamp_from or not stamp_to:
+        return None
+    return (dt.datetime.fromisoformat(stamp_to) - dt.datetime.fromisoformat(stamp_from)).total_seconds()
+
+
+def _finished(api: Api, dag_id: str, run_id: str | None = None) -> dict | None:
+    run = api.run(dag_id, run_id)
+    if run is None or run["state"] not in ("success", "failed"):
+        return None
+    return run
+
+
+def _run_figures(api: Api, run: dict) -> dict[str, Any]:
+    """Wall time of a DAG run and how its tasks spent it."""
+    tasks = api.task_instances(run["dag_id"], run["dag_run_id"])
+    ran = [t for t in tasks if t.get("duration") is not None]
+    producer = next((t for t in ran if t["task_id"].endswith("dbt_producer_watcher")), None)
+    return {"dag_id": run["dag_id"], "state": run["state"], "run_type": run["run_type"],
+            "seconds": _seconds(run["start_date"], run["end_date"]),
+            "tasks": len(tasks), "tasks_ran": len(ran),
+            "task_seconds_sum": round(sum(t["duration"] for t in ran), 1),
+            "producer_seconds": producer["duration"] if producer else None,
+            "failed": [t["task_id"] for t in tasks if t["state"] in ("failed", "upstream_failed")]}
+
+
+def _dbt_build(select: list[str], warehouse: str, target: Path) -> dict[str, Any]:
+    from bench.dbt_runs import dbt
+
+    run = dbt(["build", "--select", *select], warehouse, AS_OF.isoformat(), target)
+    return {"select": select, "seconds": round(run["wall"], 2), "error": run["error"],
+            "nodes": len(run["nodes"])}
+
+
+def measure(size: str, lines: int, executor: str, workdir: Path) -> dict[str, Any]:
+    from winback import generator
+    from winback.config import get_settings
+    from winback.cosmos_config import MARTS_SELECT, QUARTERLY_SELECT
+    from winback.orchestration import logical_date_for
+
+    home = workdir / f"home-{size}"
+    home.mkdir(parents=True)
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("AIRFLOW", "WINBACK_", "DBT_", "SCARF", "DO_NOT_TRACK", "GX_"))}
+    env.update({"WINBACK_HOME": str(home), "WINBACK_PROJECT_DIR": str(ROOT), "WINBACK_TIMEZONE": "UTC",
+                "WINBACK_AS_OF_DATE": AS_OF.isoformat(), "WINBACK_PUBLISH_APPROVAL": "off",
+                "PYTHONUNBUFFERED": "1"})
+    log(f"{size}: starting the local deployment ({executor}) on port {port}")
+    started = time.monotonic()
+    with open(workdir / f"deployment-{size}.log", "wb") as out:
+        deployment = subprocess.Popen([sys.executable, "-m", "winback.deployment", "--executor", executor,
+                                       "--port", str(port), "--health-timeout", "300"],
+                                      env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        api = Api(port)
+        try:
+            _wait("a healthy deployment", api.healthy, deployment, 600, 2)
+            _wait("the DAGs to be parsed", lambda: {"winback_marts", "winback_quarterly_kpis"} <= api.dag_ids(),
+                  deployment, 600, 2)
+            ready = time.monotonic() - started
+            # The deployment unpauses its DAGs at start; one still paused would be unpaused by
+            # hand by a user (recorded in the results).
+            repaused = api.still_paused(["winback_nightly_extract", "winback_marts", "winback_quarterly_kpis"])
+            for dag_id in repaused:
+                api.call(f"/dags/{dag_id}", {"is_paused": False}, method="PATCH")
+            connections = json.loads((home / "airflow-local" / "connections.json").read_text())
+            log(f"{size}: generating ~{lines:,} sales lines into the deployment's sales system")
+            summary = generator.generate_source(generator.GeneratorConfig(target_lines=lines, as_of=AS_OF),
+                                                connections["sales_source"], str(home / "landing"))
+            logical = logical_date_for(AS_OF, get_settings(timezone="UTC"))
+            log(f"{size}: nightly extract -> marts (Assets)")
+            nightly = api.call("/dags/winback_nightly_extract/dagRuns", {"logical_date": logical.isoformat(),
+                                                                         "conf": {}})
+            extract_run = _wait("the nightly extract",
+                                lambda: _finished(api, "winback_nightly_extract", nightly["dag_run_id"]), deployment)
+            marts_run = _wait("winback_marts", lambda: _finished(api, "winback_marts"), deployment)
+            quarter = dt.date(AS_OF.year, 3 * ((AS_OF.month - 1) // 3) + 1, 1)
+            last_closed = (dt.date(quarter.year - 1, 10, 1) if quarter.month == 1
+                           else dt.date(quarter.year, quarter.month - 3, 1))
+            log(f"{size}: quarterly KPIs for {last_closed}")
+            quarterly = api.call("/dags/winback_quarterly_kpis/dagRuns", {
+                "logical_date": None, "conf": {"quarter": last_closed.isoformat(), "reason": "benchmark"}})
+            quarterly_run = _wait("the quarterly DAG",
+                                  lambda: _finished(api, "winback_quarterly_kpis", quarterly["dag_run_id"]),
+                                  deployment)
+            runs = {name: _run_figures(api, run) for name, run in
+                    (("extract", extract_run), ("marts", marts_run), ("quarterly", quarterly_run))}
+        finally:
+            deployment.send_signal(signal.SIGINT)
+            try:
+                deployment.wait(120)
+            except subprocess.TimeoutExpired:
+                deployment.kill()
+    # The baseline on the same warehouse (the deployment's embedded server, started again
+    # by this process): dbt build of each DAG's selection for the same as-of date.
+    log(f"{size}: dbt build of the same selections (baseline)")
+    from winback import warehouse
+
+    settings = get_settings(home=home, warehouse_url=None, source_url=None)
+    dsn = warehouse.warehouse_dsn(settings)
+    baseline = {"marts": _dbt_build(MARTS_SELECT, dsn, workdir / f"dbt-{size}-marts"),
+                "quarterly": _dbt_build(QUARTERLY_SELECT, dsn, workdir / f"dbt-{size}-quarterly")}
+    warehouse.stop_embedded(settings)
+    return {"size": size, "lines": summary.sales_lines, "executor": executor, "ready_s": round(ready, 1),
+            "unpaused_by_hand": repaused,
+            "runs": runs, "dbt_build": baseline,
+            "ratios": {name: (runs[name]["seconds"] / baseline[name]["seconds"]
+                              if runs[name]["seconds"] and baseline[name]["seconds"] else None)
+                       for name in ("marts", "quarterly")}}
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    lines = ["| size | lines | DAG | tasks | DAG run | dbt build of its selection | ratio | sum of task durations |",
+             "|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        for name in ("marts", "quarterly"):
+            run, base = result["runs"][name], result["dbt_build"][name]
+            ratio = result["ratios"][name]
+            lines.append(f"| {result['size']} | {result['lines']:,} | {run['dag_id']} ({run['state']}) | "
+                         f"{run['tasks']} | {run['seconds']:.1f} s | {base['seconds']:.1f} s | "
+                         f"{ratio:.2f}x | {run['task_seconds_sum']:.1f} s |" if ratio else
+                         f"| {result['size']} | {result['lines']:,} | {run['dag_id']} ({run['state']}) | "
+                         f"{run['tasks']} | ? | {base['seconds']:.1f} s | ? | ? |")
+        extract = result["runs"]["extract"]
+        lines.append(f"| {result['size']} | {result['lines']:,} | {extract['dag_id']} ({extract['state']}) | "
+                     f"{extract['tasks']} | {extract['seconds']:.1f} s | | | {extract['task_seconds_sum']:.1f} s |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="S", help="comma-separated: S, M, L (default S)")
+    parser.add_argument("--executor", default="local", choices=["local", "celery"])
+    args = parser.parse_args(argv)
+    sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size(s) {unknown}: choose from {list(SIZES)}")
+    out_dir = ROOT / ".winback" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="winback-bench-scheduler-") as tmp:
+        for size in sizes:
+            results.append(measure(size, SIZES[size], args.executor, Path(tmp)))
+    (out_dir / "results-scheduler.json").write_text(json.dumps(results, indent=1, default=str))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
