@@ -124,11 +124,6 @@ def run_nightly(as_of: dt.date, settings: Settings) -> None:
         raise _failed(f"winback_nightly_extract for {as_of} ended {run.state}", started, settings)
 
 
-def run_marts(settings: Settings) -> None:
-    """The marts DAG (dbt via Cosmos) for the latest loaded as-of date, as a real DAG run."""
-    _run_dag_or_fail("winback_marts", conf={}, settings=settings)
-
-
 def run_quarterly(settings: Settings, conf: dict) -> None:
     """The quarterly DAG: dbt for the as-of date, the quality gate, the publication."""
     _run_dag_or_fail("winback_quarterly_kpis", conf=conf, settings=settings)
@@ -168,7 +163,7 @@ def cmd_demo(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
 
     settings = get_settings()
     config = generator.GeneratorConfig(seed=args.seed, target_lines=args.lines, as_of=args.as_of)
-    progress = Progress(6 + args.days)  # setup, generate, first night, nights, marts, quarterly, docs
+    progress = Progress(5 + args.days)  # setup, generate, first night, nights, quarterly, docs
     progress.step("start the embedded warehouse, bootstrap it, prepare Airflow", lambda: _setup(settings, held, "demo"))
     progress.step(f"generate a demo sales system (~{args.lines:,} lines up to {args.as_of})",
                   lambda: generator.generate_source(config, warehouse.source_dsn(settings), settings.landing))
@@ -185,10 +180,12 @@ def cmd_demo(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
 
 
 def _analyse(settings: Settings, progress: Progress, reason: str) -> None:
-    """After the extract: marts, the quarterly gate and publication, docs; then where it all is."""
-    progress.step("marts DAG: dbt staging -> intermediate -> marts (one Airflow task per model)",
-                  lambda: run_marts(settings))
-    progress.step("quarterly DAG: KPI staging, quality gate, publish every closed quarter, report",
+    """After the extract: the quarterly DAG (its dbt build is the marts DAG's and the KPI
+    models, for the same as-of date: running the marts DAG first built the marts twice),
+    the gate and publication; the docs; then where it all is. A deployment runs the marts
+    DAG every night on the raw Assets, the quarterly DAG once a quarter."""
+    progress.step("quarterly DAG: dbt staging -> intermediate -> marts -> BI views -> KPI staging "
+                  "(one Airflow task per model), quality gate, publish every closed quarter, report",
                   lambda: run_quarterly(settings, {"backfill": True, "reason": reason}))
     docs = progress.step("dbt docs site", lambda: build_dbt_docs(settings))
     _print_results(settings)
@@ -218,7 +215,7 @@ def cmd_run(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
     # Before anything is written (no warehouse, no Airflow home): the date and the folder.
     _check_as_of(args.as_of, settings)
     check_landing(args.landing, allow_empty=args.allow_empty)
-    progress = Progress(5)
+    progress = Progress(4)
     progress.step("prepare the warehouse and Airflow", lambda: _setup(settings, held, "run"))
     progress.step(f"extract every file in {args.landing} for {args.as_of}", lambda: run_nightly(args.as_of, settings))
     _analyse(settings, progress, reason=f"own data from {args.landing} as of {args.as_of}")
