@@ -40,6 +40,7 @@ from cosmos.constants import (
 )
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
+from winback import dbt
 from winback.config import WAREHOUSE_CONN_ID, Settings
 
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
@@ -56,14 +57,10 @@ MARTS_SELECT = ["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting"]
 QUARTERLY_SELECT = [*MARTS_SELECT, "tag:kpi"]
 
 
-def manifest_path(settings: Settings) -> Path:
-    return settings.dbt_project_dir / "target" / "manifest.json"
-
-
 def project_config(settings: Settings) -> ProjectConfig:
     return ProjectConfig(
         dbt_project_path=settings.dbt_project_dir,
-        manifest_path=manifest_path(settings),
+        manifest_path=dbt.manifest_path(settings),
         project_name="winback",
     )
 

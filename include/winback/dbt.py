@@ -115,12 +115,19 @@ def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None,
     _run(args, env)
 
 
-def ensure_manifest(settings: Settings) -> Path:
-    """Build ``dbt_project/target/manifest.json`` when missing or older than the project.
+def manifest_path(settings: Settings | None = None) -> Path:
+    """``dbt_project/target/manifest.json``: what Cosmos renders the DAGs from and what the
+    KPI definition and the project's rules are read from."""
+    return (settings or get_settings()).dbt_project_dir / "target" / "manifest.json"
+
+
+def ensure_manifest(settings: Settings | None = None) -> Path:
+    """Build the manifest when missing or older than the project; return its path.
 
     The Cosmos DAGs render from this manifest, so parsing them runs no dbt.
     """
-    manifest = settings.dbt_project_dir / "target" / "manifest.json"
+    settings = settings or get_settings()
+    manifest = manifest_path(settings)
     sources = [p for pattern in ("models/**/*", "macros/**/*", "tests/**/*", "*.yml")
                for p in settings.dbt_project_dir.glob(pattern) if p.is_file()]
     newest = max((p.stat().st_mtime for p in sources), default=0)
@@ -132,4 +139,4 @@ def ensure_manifest(settings: Settings) -> Path:
 def build_manifest() -> Path:
     """``dbt parse``: write ``dbt_project/target/manifest.json`` (for Cosmos' LoadMode.DBT_MANIFEST)."""
     _run(["parse"], {**_PARSE_ENV, "DBT_PROFILES_DIR": str(project_dir())})
-    return project_dir() / "target" / "manifest.json"
+    return manifest_path()

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from winback.dbt import manifest_path
+
 MAX_PARENTS = 7
 GRAIN_TESTS = ("unique", "unique_combination_of_columns")
 
@@ -48,14 +50,8 @@ class Violation:
         return f"{self.rule}: {self.node}: {self.message}"
 
 
-def default_manifest_path() -> Path:
-    from winback.config import get_settings
-
-    return get_settings().dbt_project_dir / "target" / "manifest.json"
-
-
 def load_manifest(path: Path | str | None = None) -> dict[str, Any]:
-    return json.loads(Path(path or default_manifest_path()).read_text())
+    return json.loads(Path(path or manifest_path()).read_text())
 
 
 def _layer(node: dict[str, Any]) -> str:
@@ -130,7 +126,7 @@ def violations(manifest: dict[str, Any]) -> list[Violation]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else default_manifest_path()
+    path = Path(args[0]) if args else manifest_path()
     found = violations(load_manifest(path))
     for violation in found:
         print(violation)

@@ -5,7 +5,7 @@ of ``kpi_quarterly`` and ``kpi_quarterly_breakdown`` (names and types) and, for 
 column of ``kpi_quarterly``, its ``config.meta.kpi`` (label, format, report placement,
 published comment, per-column gate bounds). It is read here from the dbt manifest
 (``dbt_project/target/manifest.json``, rebuilt with ``dbt parse`` when missing or older
-than the KPI models) and serves, at run time:
+than the project) and serves, at run time:
 
 - :mod:`winback.publish`: the columns copied and their published types;
 - :func:`apply_reporting_schema`: the published tables' KPI columns (added when missing),
@@ -17,7 +17,7 @@ than the KPI models) and serves, at run time:
 It also holds :func:`fingerprint`, the checksum of a quarter's KPI rows that the gate
 records and publish compares, so that neither of them imports the other.
 
-This module imports nothing of winback but the settings and the dbt runner: everything
+This module imports nothing of winback but the dbt runner: everything
 else may import it.
 """
 
@@ -34,8 +34,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-
-from winback.config import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -123,31 +121,20 @@ class KpiDefinition:
 
 
 # ----------------------------------------------------------------------------- reading
-def manifest_path(project_dir: Path | None = None) -> Path:
-    return (project_dir or get_settings().dbt_project_dir) / "target" / "manifest.json"
-
-
-def _definition_files(project_dir: Path) -> list[Path]:
-    return [path for path in (project_dir / "models" / "kpi").rglob("*") if path.is_file()]
-
-
-def _ensure_manifest(project_dir: Path) -> Path:
-    """The manifest; rebuilt (``dbt parse``) when missing or older than a KPI model file.
+def _ensure_manifest() -> Path:
+    """The project's manifest, rebuilt when older than the project (``dbt.ensure_manifest``).
     A stale manifest that cannot be rebuilt is used with a warning."""
-    path = manifest_path(project_dir)
-    newest = max((p.stat().st_mtime for p in _definition_files(project_dir)), default=0.0)
-    if path.exists() and path.stat().st_mtime >= newest:
-        return path
     from winback import dbt
 
     try:
-        dbt.build_manifest()
+        return dbt.ensure_manifest()
     except Exception as exc:  # a broken project elsewhere must not hide a usable manifest
+        path = dbt.manifest_path()
         if not path.exists():
             raise KpiDefinitionError(f"{path} not found and dbt parse failed: {str(exc).splitlines()[0]}") from None
-        log.warning("kpi definition: the manifest is older than models/kpi and dbt parse failed (%s); "
+        log.warning("kpi definition: the manifest is older than the project and dbt parse failed (%s); "
                     "using it as it is", str(exc).splitlines()[0])
-    return path
+        return path
 
 
 _cache: dict[str, tuple[float, KpiDefinition]] = {}
@@ -156,7 +143,7 @@ _lock = threading.Lock()
 
 def load(manifest: Path | str | None = None) -> KpiDefinition:
     """The KPI definition from the dbt manifest (default: the project's, kept fresh)."""
-    path = Path(manifest) if manifest is not None else _ensure_manifest(get_settings().dbt_project_dir)
+    path = Path(manifest) if manifest is not None else _ensure_manifest()
     try:
         mtime = path.stat().st_mtime
     except OSError:

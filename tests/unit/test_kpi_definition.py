@@ -37,7 +37,7 @@ AS_OF, QUARTER = dt.date(2025, 4, 4), dt.date(2025, 1, 1)
 
 @pytest.fixture(scope="module")
 def manifest() -> dict:
-    return json.loads(Path(kpi_definition._ensure_manifest(PROJECT)).read_text())
+    return json.loads(Path(kpi_definition._ensure_manifest()).read_text())
 
 
 @pytest.fixture(scope="module")
