@@ -109,6 +109,7 @@ def _dbt_build(select: list[str], warehouse: str, target: Path) -> dict[str, Any
 
 def measure(size: str, lines: int, executor: str, workdir: Path) -> dict[str, Any]:
     from winback import generator
+    from winback.calendar import last_closed_quarter
     from winback.config import get_settings
     from winback.cosmos_config import MARTS_SELECT, QUARTERLY_SELECT
     from winback.orchestration import logical_date_for
@@ -149,9 +150,7 @@ def measure(size: str, lines: int, executor: str, workdir: Path) -> dict[str, An
             extract_run = _wait("the nightly extract",
                                 lambda: _finished(api, "winback_nightly_extract", nightly["dag_run_id"]), deployment)
             marts_run = _wait("winback_marts", lambda: _finished(api, "winback_marts"), deployment)
-            quarter = dt.date(AS_OF.year, 3 * ((AS_OF.month - 1) // 3) + 1, 1)
-            last_closed = (dt.date(quarter.year - 1, 10, 1) if quarter.month == 1
-                           else dt.date(quarter.year, quarter.month - 3, 1))
+            last_closed = last_closed_quarter(AS_OF)
             log(f"{size}: quarterly KPIs for {last_closed}")
             quarterly = api.call("/dags/winback_quarterly_kpis/dagRuns", {
                 "logical_date": None, "conf": {"quarter": last_closed.isoformat(), "reason": "benchmark"}})

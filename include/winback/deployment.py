@@ -350,9 +350,8 @@ def prepare(settings: Settings, executor: str, port: int, broker_url: str,
                              SOURCE_CONN_ID: connections[f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}"]})
     dbt.ensure_manifest(settings)
 
-    env = {key: value for key, value in os.environ.items()
-           # the CLI's local-Airflow variables (airflow_env) would override the cfg
-           if key not in airflow_env(settings) or key.startswith("WINBACK_")}
+    cli_only = airflow_env(settings)  # the CLI's local-Airflow variables would override the cfg
+    env = {key: value for key, value in os.environ.items() if key not in cli_only or key.startswith("WINBACK_")}
     env.update(_TELEMETRY_OFF)
     env.update(connections)
     env.update({"AIRFLOW_HOME": str(home), "WINBACK_PROJECT_DIR": str(settings.project_dir)})

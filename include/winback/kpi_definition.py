@@ -4,8 +4,7 @@ The one definition is ``dbt_project/models/kpi/_kpi__models.yml``: the enforced 
 of ``kpi_quarterly`` and ``kpi_quarterly_breakdown`` (names and types) and, for every KPI
 column of ``kpi_quarterly``, its ``config.meta.kpi`` (label, format, report placement,
 published comment, per-column gate bounds). It is read here from the dbt manifest
-(``dbt_project/target/manifest.json``, rebuilt with ``dbt parse`` when missing or older
-than the project) and serves, at run time:
+(``dbt_project/target/manifest.json``, built by the set-up) and serves, at run time:
 
 - :mod:`winback.publish`: the columns copied and their published types;
 - :func:`apply_reporting_schema`: the published tables' KPI columns (added when missing),
@@ -25,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-log = logging.getLogger(__name__)
+from winback import dbt
 
 COMPANY_MODEL = "kpi_quarterly"
 BREAKDOWN_MODEL = "kpi_quarterly_breakdown"
@@ -121,29 +119,15 @@ class KpiDefinition:
 
 
 # ----------------------------------------------------------------------------- reading
-def _ensure_manifest() -> Path:
-    """The project's manifest, rebuilt when older than the project (``dbt.ensure_manifest``).
-    A stale manifest that cannot be rebuilt is used with a warning."""
-    from winback import dbt
-
-    try:
-        return dbt.ensure_manifest()
-    except Exception as exc:  # a broken project elsewhere must not hide a usable manifest
-        path = dbt.manifest_path()
-        if not path.exists():
-            raise KpiDefinitionError(f"{path} not found and dbt parse failed: {str(exc).splitlines()[0]}") from None
-        log.warning("kpi definition: the manifest is older than the project and dbt parse failed (%s); "
-                    "using it as it is", str(exc).splitlines()[0])
-        return path
-
-
 _cache: dict[str, tuple[float, KpiDefinition]] = {}
 _lock = threading.Lock()
 
 
 def load(manifest: Path | str | None = None) -> KpiDefinition:
-    """The KPI definition from the dbt manifest (default: the project's, kept fresh)."""
-    path = Path(manifest) if manifest is not None else _ensure_manifest()
+    """The KPI definition from the dbt manifest (default: the project's, as the set-up built
+    it: ``make setup``, the CLI and the deployment run ``dbt.ensure_manifest``; reading it
+    here runs no dbt, so neither a DAG file's parse nor a task does)."""
+    path = Path(manifest) if manifest is not None else dbt.manifest_path()
     try:
         mtime = path.stat().st_mtime
     except OSError:
@@ -272,10 +256,9 @@ def from_manifest(manifest: dict[str, Any], source: str = "") -> KpiDefinition:
         if name in types and types[name] != data_type:
             raise KpiDefinitionError(f"{BREAKDOWN_MODEL}.{name} is {data_type} but {COMPANY_MODEL}.{name} "
                                      f"is {types[name]}")
-    for model, node in ((COMPANY_MODEL, company), (BREAKDOWN_MODEL, breakdown)):
-        stray = [c["name"] for c in node.get("columns", {}).values() if model == BREAKDOWN_MODEL and _meta(c)]
-        if stray:
-            raise KpiDefinitionError(f"{model}: meta.kpi of {', '.join(stray)} belongs on {COMPANY_MODEL} only")
+    stray = [c["name"] for c in breakdown.get("columns", {}).values() if _meta(c)]
+    if stray:
+        raise KpiDefinitionError(f"{BREAKDOWN_MODEL}: meta.kpi of {', '.join(stray)} belongs on {COMPANY_MODEL} only")
     return definition
 
 
@@ -341,12 +324,16 @@ _VIEWS = (
 )
 
 
-def _table_statements(definition: KpiDefinition) -> list[sql.Composed]:
+def _table_statements(definition: KpiDefinition, present: dict[tuple[str, str], list[str]] | None = None
+                      ) -> list[sql.Composed]:
+    """Add the KPI columns a published table lacks (all, without ``present``) and comment them.
+    A column already there is not altered: ``alter table`` locks out the BI readers."""
     statements = []
     for table in (PUBLISHED_KPI, PUBLISHED_BREAKDOWN):
         for column in definition.columns:
-            statements.append(sql.SQL("alter table {} add column if not exists {} {}").format(
-                sql.Identifier(*table), sql.Identifier(column.name), sql.SQL(column.data_type)))
+            if present is None or column.name not in present[table]:
+                statements.append(sql.SQL("alter table {} add column if not exists {} {}").format(
+                    sql.Identifier(*table), sql.Identifier(column.name), sql.SQL(column.data_type)))
             statements.append(sql.SQL("comment on column {}.{} is {}").format(
                 sql.Identifier(*table), sql.Identifier(column.name), sql.Literal(column.comment)))
     return statements
@@ -384,7 +371,8 @@ def apply_reporting_schema(conn: psycopg.Connection, definition: KpiDefinition |
     versions table's comment).
     """
     definition = definition or load()
-    for statement in _table_statements(definition):
+    present = {table: _columns_of(conn, table) for table in (PUBLISHED_KPI, PUBLISHED_BREAKDOWN)}
+    for statement in _table_statements(definition, present):
         conn.execute(statement)
     for view, table, keys, comment in _VIEWS:
         names, statement = _view_statement(definition, view, table, keys)
@@ -392,7 +380,8 @@ def apply_reporting_schema(conn: psycopg.Connection, definition: KpiDefinition |
         if current and current != names[:len(current)]:
             # create or replace can only append columns; a KPI added in the middle re-creates the view
             conn.execute(sql.SQL("drop view {}").format(sql.Identifier(*view)))
-        conn.execute(statement)
+        if current != names:  # as defined already: not replaced (that locks out the BI readers)
+            conn.execute(statement)
         conn.execute(sql.SQL("comment on view {} is {}").format(sql.Identifier(*view), sql.Literal(comment)))
         table_comments = dict(conn.execute(
             "select attname, col_description(attrelid, attnum) from pg_attribute "

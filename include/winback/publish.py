@@ -87,12 +87,12 @@ def _validation(conn: psycopg.Connection, validation_id: str, quarter_start: dt.
 
 def _copy_statement(definition: KpiDefinition, staged: tuple[str, str], published: tuple[str, str],
                     keys: tuple[str, ...]) -> sql.Composed:
-    names = [*keys, *definition.names, "as_of_date"]
-    target = sql.SQL(", ").join(map(sql.Identifier, [*names, "version", "published_at", "validation_id", "reason"]))
+    names = [*keys, *definition.names, kpi_definition.AS_OF_COLUMN]
+    target = sql.SQL(", ").join(map(sql.Identifier, [*names, *kpi_definition.VERSION_COLUMNS]))
     source = sql.SQL(", ").join(
         [sql.Identifier(k) for k in keys]
         + [sql.SQL("{}::{}").format(sql.Identifier(n), sql.SQL(t)) for n, t in definition.typed]
-        + [sql.Identifier("as_of_date")])
+        + [sql.Identifier(kpi_definition.AS_OF_COLUMN)])
     return sql.SQL(
         "insert into {published} ({target}) "
         "select {source}, %(version)s, now(), %(validation_id)s, %(reason)s "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from winback import kpi_definition, publish
+from winback import dbt, kpi_definition, publish
 from winback.config import get_settings
 from winback.kpi_definition import KpiDefinition, KpiDefinitionError, from_manifest
 from winback.quality import suites
@@ -37,7 +37,7 @@ AS_OF, QUARTER = dt.date(2025, 4, 4), dt.date(2025, 1, 1)
 
 @pytest.fixture(scope="module")
 def manifest() -> dict:
-    return json.loads(Path(kpi_definition._ensure_manifest()).read_text())
+    return json.loads(Path(dbt.ensure_manifest()).read_text())
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from winback import kpi_definition
-from winback.calendar import quarter_label, shift_quarters
+from winback.calendar import is_quarter_start, quarter_label, quarter_of, shift_quarters
 from winback.config import get_settings
 from winback.kpi_definition import KpiDefinition
 
@@ -53,9 +53,9 @@ def check_quarter(quarter_start: dt.date | str) -> dt.date:
             raise ReportError(f"not an ISO date (YYYY-MM-DD): {quarter_start!r}") from None
     if isinstance(quarter_start, dt.datetime):
         quarter_start = quarter_start.date()
-    if quarter_start.day != 1 or quarter_start.month not in (1, 4, 7, 10):
+    if not is_quarter_start(quarter_start):
         raise ReportError(f"{quarter_start} is not the first day of a calendar quarter "
-                          f"(e.g. {dt.date(quarter_start.year, (quarter_start.month - 1) // 3 * 3 + 1, 1)})")
+                          f"(e.g. {quarter_of(quarter_start)})")
     return quarter_start
 
 

@@ -212,10 +212,6 @@ def _summary(data: ReportData) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- charts
-def _short(quarter: dt.date) -> str:
-    return f"Q{(quarter.month - 1) // 3 + 1} {quarter.year}"
-
-
 def _rate_top(values: list[float]) -> float:
     biggest = max(values, default=0.0)
     return next((top for top in (0.05, 0.1, 0.2, 0.25, 0.5, 1.0) if biggest <= top), max(biggest, 1.0))
@@ -223,7 +219,7 @@ def _rate_top(values: list[float]) -> float:
 
 def _trend_charts(data: ReportData) -> dict[str, Markup]:
     history = data.history[-TREND_QUARTERS:]
-    labels = [_short(row["quarter_start"]) for row in history]
+    labels = [quarter_label(row["quarter_start"]) for row in history]
     label = {name: data.definition.column(name).label for name in ("lost_clients", "returned_clients",
                                                                     "churn_rate", "winback_rate")}
     keys = [row["quarter_start"].isoformat() for row in history]
@@ -259,7 +255,7 @@ def _cohort_chart(data: ReportData) -> Markup | None:
         colour = charts.SERIES_COLOURS[index % len(charts.SERIES_COLOURS)]
         lines.append(charts.Line(
             row["cohort_quarter"].isoformat(),
-            f"lost {_short(row['cohort_quarter'])} ({row['lost_clients']:,})", colour,
+            f"lost {quarter_label(row['cohort_quarter'])} ({row['lost_clients']:,})", colour,
             [(90, row["return_rate_90_days"], row["is_final_90_days"]),
              (180, row["return_rate_180_days"], row["is_final_180_days"]),
              (365, row["return_rate_365_days"], row["is_final_365_days"])]))
