@@ -104,20 +104,20 @@ def open_load(conn: psycopg.Connection, entity: str, as_of: dt.date, dag_run_id:
     return LoadResult(entity=entity, load_id=load_id, source_kind=source_kind)
 
 
-def close_load(dsn: str, result: LoadResult, status: str, message: str | None, objects: list[str]) -> None:
-    """Write the load's outcome and figures into its row (on a connection of its own)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            """update audit.load_runs set status = %s, message = %s, finished_at = now(),
-                   duration_s = %s, source_object = %s, rows_read = %s, rows_inserted = %s,
-                   rows_updated = %s, rows_unchanged = %s, rows_quarantined = %s,
-                   watermark_before = %s, watermark_after = %s, drift_columns = %s, unknown_keys = %s
-               where load_id = %s""",
-            (status, message, round(result.duration_s, 3), ", ".join(objects)[:4000] or None,
-             result.rows_read, result.rows_inserted, result.rows_updated, result.rows_unchanged,
-             result.rows_quarantined, result.watermark_before, result.watermark_after,
-             result.drift_columns or None, result.unknown_keys, result.load_id),
-        )
+def close_load(conn: psycopg.Connection, result: LoadResult, status: str, message: str | None,
+               objects: list[str]) -> None:
+    """Write the load's outcome and figures into its row (``conn`` in autocommit mode)."""
+    conn.execute(
+        """update audit.load_runs set status = %s, message = %s, finished_at = now(),
+               duration_s = %s, source_object = %s, rows_read = %s, rows_inserted = %s,
+               rows_updated = %s, rows_unchanged = %s, rows_quarantined = %s,
+               watermark_before = %s, watermark_after = %s, drift_columns = %s, unknown_keys = %s
+           where load_id = %s""",
+        (status, message, round(result.duration_s, 3), ", ".join(objects)[:4000] or None,
+         result.rows_read, result.rows_inserted, result.rows_updated, result.rows_unchanged,
+         result.rows_quarantined, result.watermark_before, result.watermark_after,
+         result.drift_columns or None, result.unknown_keys, result.load_id),
+    )
 
 
 # ----------------------------------------------------------------------------- in the load's transaction

@@ -40,6 +40,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from winback.extract.contract import ID_WHITESPACE, SALES_STATUSES, Column
+from winback.extract.sources import physical_lines
 from winback.extract.validation import DeliveryColumns
 
 # Types the client checks know; an entity with another (boolean) always takes the usual path.
@@ -82,6 +83,7 @@ class Verdict:
     chunk for the SQL path."""
 
     rows: int = 0  # records in the chunk
+    lines: int = 0  # physical lines in the chunk (counted in the checking thread, off the COPY's path)
     copy: bytes = b""  # CSV records to COPY straight into raw
     copy_rows: int = 0
     held_back: list[tuple] = field(default_factory=list)  # (position in the chunk, *values as text)
@@ -114,6 +116,11 @@ class ChunkCheck:
 
     def check(self, chunk: bytes) -> Verdict:
         """Which rows of the chunk go straight into raw and which take the SQL path."""
+        verdict = self._check(chunk)
+        verdict.lines = physical_lines(chunk)
+        return verdict
+
+    def _check(self, chunk: bytes) -> Verdict:
         # NUL bytes COPY refuses; a blank line COPY reads as a short row, the SQL path skips it.
         if b"\x00" in chunk or chunk[:1] in (b"\n", b"\r") or b"\n\n" in chunk or b"\n\r\n" in chunk:
             return Verdict(staged_whole=True)

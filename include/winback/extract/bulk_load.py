@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Held-back rows of the bulk path are checked in SQL in batches of at most this many: a few
 # bad rows scattered through a file do not break the COPY into raw at every chunk.
 HELD_BACK_ROWS = 10_000
+# From this many rows copied on, the key build may use parallel workers.
+PARALLEL_BUILD_ROWS = 1_000_000
 
 
 class BulkRefused(Exception):
@@ -133,7 +135,7 @@ class BulkPath:
 
             try:
                 for chunk, verdict in bulk.checked_chunks(delivery.chunks, check):
-                    chunk_line, line = line, line + staged.lines(chunk)
+                    chunk_line, line = line, line + verdict.lines
                     if verdict.copy_rows:
                         if not expected:
                             copy = copying.enter_context(cur.copy(statement))
@@ -154,7 +156,7 @@ class BulkPath:
                 end_copy()
             except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
                 raise BulkRefused(f"COPY refused a row ({str(exc).splitlines()[0]})") from exc
-        self.finish(conn, index)
+        self.finish(conn, index, direct)
         if collect:
             conn.execute("create temp table _copied_client_ids (client_id text) on commit drop")
             with conn.cursor() as cur, cur.copy("copy _copied_client_ids from stdin with (format csv)") as copy:
@@ -164,7 +166,7 @@ class BulkPath:
         self.rows = direct
         return moved, line - delivery.first_line
 
-    def finish(self, conn: psycopg.Connection, index: int) -> None:
+    def finish(self, conn: psycopg.Connection, index: int, copied: int) -> None:
         """Drop the load's defaults, build the key and indexes again, and make sure no key came
         twice: twice in the rows copied (the key build fails), or both copied and in
         ``_incoming`` (the usual path would have quarantined the later one)."""
@@ -172,8 +174,11 @@ class BulkPath:
         key = sql.Identifier(self.entity.key)
         conn.execute(sql.SQL("alter table {} alter column _source_object drop default,"
                              " alter column _load_id drop default").format(table))
-        # The key build sorts every key: let it do so in memory.
+        # The key build sorts every key: let it do so in memory. Below a million rows the
+        # parallel workers PostgreSQL would start cost more than they save (bench/).
         conn.execute("set local maintenance_work_mem = '512MB'")
+        if copied < PARALLEL_BUILD_ROWS:
+            conn.execute("set local max_parallel_maintenance_workers = 0")
         try:
             for _, definition, constraint, constraint_definition in self._indexes:
                 conn.execute(sql.SQL("alter table {} add constraint {} {}").format(

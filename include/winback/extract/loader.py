@@ -136,14 +136,18 @@ class RawLoader:
                 audit.advance_watermark(conn, self.entity, result, self.bulk_rows)
                 result.unknown_keys = upsert.count_unknown_keys(conn, self.entity, self.bulk_rows)
                 conn.commit()
-                upsert.summarize_brin(conn, self.entity)
+                conn.autocommit = True
+                if incoming or not self.bulk_rows:  # the bulk path built the BRIN index over every row
+                    upsert.summarize_brin(conn, self.entity)
+                result.duration_s = time.monotonic() - started
+                status = "rejected" if result.rejected else "success"
+                audit.close_load(conn, result, status, "; ".join(result.rejected) or None, objects)
         except BaseException as exc:
             result.duration_s = time.monotonic() - started
-            audit.close_load(self.dsn, result, "failed", f"{type(exc).__name__}: {exc}"[:2000], objects)
+            # On a connection of its own: this one may be broken, its transaction rolled back.
+            with psycopg.connect(self.dsn, autocommit=True) as own:
+                audit.close_load(own, result, "failed", f"{type(exc).__name__}: {exc}"[:2000], objects)
             raise
-        result.duration_s = time.monotonic() - started
-        status = "rejected" if result.rejected else "success"
-        audit.close_load(self.dsn, result, status, "; ".join(result.rejected) or None, objects)
         log.info("loaded %s: %s", self.entity.name, result.summary())
         if result.rejected:
             raise DeliveryRejected("; ".join(result.rejected))

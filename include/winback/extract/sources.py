@@ -28,6 +28,9 @@ FILE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 BLOCK_BYTES = 1 << 20  # the default chunk (config.chunk_bytes) and the checksum's read size
 # No record within the contract's limits (validation.MAX_TEXT_CHARS per value) comes near this.
 MAX_RECORD_BYTES = 4 << 20
+# A file's first block and first chunk are small: the loader's first COPY starts once they
+# are checked, while the checks of the full-sized chunks after them run beside it.
+FIRST_BLOCK_BYTES = 64 << 10
 
 
 @dataclass
@@ -49,8 +52,10 @@ class SourceError(RuntimeError):
     """A source cannot be read (missing table, unreadable file); the message says which."""
 
 
-def record_chunks(blocks: Iterable[bytes], min_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Re-cut a CSV byte stream into chunks that end on record boundaries.
+def record_chunks(blocks: Iterable[bytes], min_bytes: int = BLOCK_BYTES,
+                  first_bytes: int | None = None) -> Iterator[bytes]:
+    """Re-cut a CSV byte stream into chunks that end on record boundaries, the first one of
+    at least ``first_bytes`` (default ``min_bytes``), the others of at least ``min_bytes``.
 
     A newline ends a record when an even number of quote characters precede it (RFC 4180
     escapes a quote by doubling it, so the parity is exact), which lets us cut without
@@ -61,23 +66,30 @@ def record_chunks(blocks: Iterable[bytes], min_bytes: int = BLOCK_BYTES) -> Iter
     """
     pending: list[bytes] = []
     size = 0
+    threshold = first_bytes or min_bytes
     for block in blocks:
         pending.append(block)
         size += len(block)
-        if size < min_bytes:
+        if size < threshold:
             continue
         buffer = b"".join(pending)
         cut = _last_record_end(buffer)
-        if cut <= 0 and size >= max(min_bytes, MAX_RECORD_BYTES):
+        if cut <= 0 and size >= max(threshold, MAX_RECORD_BYTES):
             cut = buffer.rfind(b"\n") + 1
         if cut <= 0:
             pending, size = [buffer], len(buffer)
             continue
+        threshold = min_bytes
         yield buffer[:cut]
         rest = buffer[cut:]
         pending, size = ([rest], len(rest)) if rest else ([], 0)
     if size:
         yield b"".join(pending)
+
+
+def physical_lines(chunk: bytes) -> int:
+    """Physical lines in a chunk (the last one may lack its line break)."""
+    return chunk.count(b"\n") + (0 if not chunk or chunk.endswith(b"\n") else 1)
 
 
 def _last_record_end(buffer: bytes) -> int:
@@ -242,7 +254,7 @@ def read_file(url: str, entity: Entity, checksum: str | None = None, size: int |
     header = next(csv.reader(io.StringIO(text), delimiter=delimiter), []) if text.strip() else []
     header = formats.map_header(header, entity, fmt)
     first_line = head.count(b"\n") + 1
-    chunks = record_chunks(rest, chunk_bytes)
+    chunks = record_chunks(rest, chunk_bytes, min(FIRST_BLOCK_BYTES // 2, chunk_bytes))
     if delimiter != "," or decimal != ".":
         chunks = formats.rewrite_csv(chunks, header, entity, encoding, delimiter, decimal, first_line)
     elif encoding not in ("utf-8", "utf-8-sig"):
@@ -289,6 +301,8 @@ def _set_checksum(delivery: Delivery, checksum: str, size: int) -> None:
 
 def _file_blocks(url: str, block_bytes: int) -> Iterator[bytes]:
     with fsspec.open(url, "rb") as handle:
+        if block := handle.read(min(FIRST_BLOCK_BYTES, block_bytes)):
+            yield block
         while block := handle.read(block_bytes):
             yield block
 

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from winback.extract import formats
 from winback.extract.contract import Entity
-from winback.extract.sources import Delivery
+from winback.extract.sources import Delivery, physical_lines
 from winback.extract.validation import DeliveryColumns
 
 
@@ -44,11 +44,6 @@ def raw_row(values: list[str]) -> str:
     """A row for the quarantine, readable even when it holds bytes that are not UTF-8."""
     shown = [v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for v in values]
     return json.dumps(shown, ensure_ascii=False)
-
-
-def lines(chunk: bytes) -> int:
-    """Physical lines in a chunk (the last one may lack its line break)."""
-    return chunk.count(b"\n") + (0 if not chunk or chunk.endswith(b"\n") else 1)
 
 
 def copy_chunk(cur: psycopg.Cursor, statement: sql.Composable, chunk: bytes | list[tuple]) -> None:
@@ -95,7 +90,7 @@ def stage(conn: psycopg.Connection, delivery: Delivery, landing: Landing, as_of:
         for chunk in delivery.chunks:
             rows, landed = land(conn, cur, landing, chunk, rows, delivery.source_object, line)
             moved += move(conn, landing.columns, landed, as_of, delivery.source_object, load_id, index)
-            line += lines(chunk)
+            line += physical_lines(chunk)
     return rows, moved, line - delivery.first_line
 
 

@@ -168,7 +168,8 @@ def summarize_brin(conn: psycopg.Connection, entity: Entity) -> None:
     The nightly dbt run finds the rows delivered since its last run through that index;
     ranges nobody summarized yet (autovacuum does it later) are read whole, which after a
     bulk load means the whole table. Needs ownership (or MAINTAIN); without it dbt is
-    only slower until autovacuum catches up. Runs after the load's commit.
+    only slower until autovacuum catches up. Runs after the load's commit (``conn`` in
+    autocommit mode).
     """
     indexes = conn.execute(
         "select i.indexrelid::regclass::text from pg_index i join pg_class c on c.oid = i.indexrelid "
@@ -177,7 +178,5 @@ def summarize_brin(conn: psycopg.Connection, entity: Entity) -> None:
     for (index,) in indexes:
         try:
             conn.execute("select brin_summarize_new_values(%s::regclass)", (index,))
-            conn.commit()
         except psycopg.errors.InsufficientPrivilege:
-            conn.rollback()
             log.info("not allowed to summarize %s; autovacuum will", index)
