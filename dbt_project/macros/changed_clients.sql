@@ -4,7 +4,7 @@
     A model whose rows for a client depend only on that client's own data and on D
     recomputes, on an incremental run, only the clients whose rows can have changed since
     its last build. Its rows carry two bookkeeping columns: processed_through (the newest
-    input timestamp the build saw, inputs_through()) and as_of_date (the D of the build).
+    input timestamp the build saw, inputs_through()) and computed_as_of (the D of the build).
     changed_clients() lists, against those, the clients
 
     - whose client-days were recomputed since (new lines, corrections, lines moved to
@@ -58,7 +58,7 @@
     {%- set recovered_window = var('revenue_recovered_window_days') | int -%}
     {%- set not_converted_window = var('not_converted_window_days') | int -%}
     {%- set since = last_build_mark('processed_through') -%}
-    {%- set previous_as_of = last_build_mark('as_of_date') -%}
+    {%- set previous_as_of = last_build_mark('computed_as_of') -%}
     select revenue.client_id
     from {{ revenue }} as revenue
     where
@@ -148,7 +148,7 @@
 
 
 {#
-    The maximum of a bookkeeping column (processed_through, as_of_date) of this model's
+    The maximum of a bookkeeping column (processed_through, computed_as_of) of this model's
     table (or the last quarter it holds), read before the model's SQL is compiled and
     inlined as a literal: the planner then knows how few rows lie beyond it and uses the
     indexes (with a subquery in its place it assumes a third of the table and scans
@@ -231,13 +231,13 @@
     int_quarters (alias quarters_alias) that are not built yet (after the last one
     built), that end on or after the earliest client-day recomputed since the model's
     last build, or all of them when D moved backwards; quarter_changes_post_hook()
-    removes the quarters no longer closed as of D. Rows carry as_of_date and
+    removes the quarters no longer closed as of D. Rows carry computed_as_of and
     processed_through (max processed_through of int_client_daily_revenue at the build).
 #}
 {% macro quarters_to_rebuild(quarters_alias, revenue, quarter_column='quarter_end') -%}
     {%- if is_incremental() -%}
         {{ quarters_alias }}.quarter_end >= {{ earliest_change(revenue) }}
-        or {{ as_of_date() }} < {{ last_build_mark('as_of_date') }}
+        or {{ as_of_date() }} < {{ last_build_mark('computed_as_of') }}
         -- quarters are built in order and only removed from the end: a quarter after the
         -- last one built is new
         or {{ quarters_alias }}.{{ quarter_column }} > coalesce({{ last_build_mark(quarter_column) }}, '-infinity'::date)
@@ -279,4 +279,19 @@
 {# The high-water mark of `revenue` (int_client_daily_revenue) at a per-quarter build. #}
 {% macro revenue_through(revenue) -%}
     (select max(processed_through) from {{ revenue }})
+{%- endmacro %}
+
+
+{#
+    The two bookkeeping columns of an incremental model's rows: computed_as_of (this run's
+    D) and processed_through (the newest input timestamp this run saw: of the revenue
+    alone for a per-quarter model, of revenue, contacts and clients for a per-client one).
+#}
+{% macro build_marks(revenue, contacts=none, clients=none) -%}
+    {{ as_of_date() }} as computed_as_of,
+    {% if contacts is none -%}
+        {{ revenue_through(revenue) }}
+    {%- else -%}
+        {{ inputs_through(revenue, contacts, clients) }}
+    {%- endif %} as processed_through
 {%- endmacro %}

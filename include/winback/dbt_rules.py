@@ -4,6 +4,10 @@ Issue 16 ("one owner per concept") asks that dbt's graph be the real one and eve
 state its grain and its columns. The rules that a manifest can show:
 
 * ``marts_ref_staging``: a marts model reads staging only through an intermediate model;
+* ``upstream_ref``: no model reads a model of a later layer (staging, intermediate, marts,
+  kpi, reporting in that order): e.g. an intermediate model never reads a mart;
+* ``mart_view``: a mart is a table (or incremental): a view in marts only renames the model
+  under it, and the mart's logic then lives elsewhere;
 * ``grain_test``: every model has a grain test (``unique`` on one column or
   ``unique_combination_of_columns``);
 * ``no_documented_column`` / ``undocumented_column``: every model documents at least one
@@ -31,6 +35,8 @@ from typing import Any
 from winback.dbt import manifest_path
 
 MAX_PARENTS = 7
+# The layers in the order data flows through them: a model reads only its own layer or earlier ones.
+LAYER_ORDER = {"staging": 0, "intermediate": 1, "marts": 2, "kpi": 3, "reporting": 4}
 GRAIN_TESTS = ("unique", "unique_combination_of_columns")
 
 _DEPENDS_ON = re.compile(r"--\s*depends_on\s*:", re.IGNORECASE)
@@ -88,12 +94,20 @@ def violations(manifest: dict[str, Any]) -> list[Violation]:
     for uid, node in sorted(models.items()):
         name = node.get("name", uid)
         parents = list(dict.fromkeys((node.get("depends_on") or {}).get("nodes", [])))
-        if _layer(node) == "marts":
+        layer = _layer(node)
+        if layer == "marts":
             for parent in parents:
                 if parent in nodes and _layer(nodes[parent]) == "staging":
                     found.append(Violation("marts_ref_staging", name,
                                            f"refs the staging model {nodes[parent]['name']} (go through an "
                                            "intermediate model)"))
+            if (node.get("config") or {}).get("materialized") == "view":
+                found.append(Violation("mart_view", name, "is a view (a mart holds its logic: a table or incremental)"))
+        for parent in parents:
+            parent_layer = _layer(nodes[parent]) if parent in nodes else None
+            if parent_layer in LAYER_ORDER and layer in LAYER_ORDER and LAYER_ORDER[parent_layer] > LAYER_ORDER[layer]:
+                found.append(Violation("upstream_ref", name,
+                                       f"a {layer} model reads the {parent_layer} model {nodes[parent]['name']}"))
         if uid not in tested:
             found.append(Violation("grain_test", name, "no unique / unique_combination_of_columns test"))
         columns = node.get("columns") or {}

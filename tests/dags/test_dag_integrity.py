@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from winback.dbt import manifest_path
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
@@ -138,7 +141,14 @@ def test_dbt_runs_as_one_build_with_a_task_per_model_and_per_models_tests(dagbag
     group = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
     models = [t for t in group if isinstance(t, DbtRunWatcherOperator) and not isinstance(t, DbtTestWatcherOperator)]
     tests = [t for t in group if isinstance(t, DbtTestWatcherOperator)]
-    assert len(models) >= 39 and len(tests) >= 30
+    # A task for every model the DAG's selection names in the manifest (by its tags).
+    manifest = json.loads(manifest_path().read_text())
+    selected = {f"tag:{tag}" for tag in ("staging", "intermediate", "marts", "reporting")} | (
+        {"tag:kpi"} if dag_id == "winback_quarterly_kpis" else set())
+    expected = {f"dbt.{node['name']}.run" for node in manifest["nodes"].values()
+                if node["resource_type"] == "model" and {f"tag:{t}" for t in node["tags"]} & selected}
+    assert {t.task_id for t in models} == expected
+    assert len(tests) >= 30
     assert {t.task_id for t in models} >= {"dbt.stg_erp__sales_lines.run", "dbt.dim_clients.run"}
     downstream = {t.task_id for t in producer.get_flat_relatives(upstream=False)}
     assert {t.task_id for t in models + tests} <= downstream

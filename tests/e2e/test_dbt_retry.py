@@ -109,7 +109,7 @@ def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch)
     assert str(run.state) == "success", {t: s for t, s in tasks.items() if s[0] != "success"}
     assert at_retry, f"{failed_task} never went up for retry"
     redone = {FAILING, *_descendants(FAILING)}
-    # the view on raw.managers and the four models below it (int_client_dimensions, dim_clients,
+    # the view on raw.managers and the four models below it (dim_clients, dim_clients,
     # lost_clients, lost_clients_top)
     assert len(redone) == 5, redone
 

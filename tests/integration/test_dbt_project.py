@@ -99,7 +99,7 @@ def query(dsn: str, statement: str, *params) -> list[tuple]:
 
 
 # Bookkeeping of the incremental models (when a row was computed), not a figure.
-BOOKKEEPING = {"processed_through"}
+BOOKKEEPING = {"processed_through", "computed_as_of"}
 
 
 def snapshot(dsn: str) -> dict[str, list[tuple]]:

@@ -282,9 +282,9 @@ KPI_CORRUPTIONS = {
         "insert into intermediate.int_client_daily_revenue select * from intermediate.int_client_daily_revenue "
         "where order_date = date '2025-02-03' and net_amount > 0 limit 1"],
         "int_client_daily_revenue.one_row_per_client_day"),
-    # The same client x quarter twice in the revenue mart (a view over this table).
+    # The same client x quarter twice in the revenue mart.
     "duplicated_mart_revenue_row": ([
-        f"insert into intermediate.int_revenue_deviations select * from intermediate.int_revenue_deviations "
+        f"insert into marts.fct_revenue_deviations select * from marts.fct_revenue_deviations "
         f"where quarter_start = {Q} and net_revenue > 0 limit 1"],
         "fct_revenue_deviations.one_row_per_client_quarter"),
     # The mart holds twice the quarter's revenue.
@@ -416,7 +416,7 @@ def test_publish_after_correction_creates_version_2(template, wh):
 
 
 def test_missing_table_fails_the_gate_with_a_named_reason(wh):
-    execute(wh, "drop view marts.fct_revenue_deviations")  # a view over the incremental table
+    execute(wh, "drop table marts.fct_revenue_deviations")
     result = run_gate(wh, "kpi", AS_OF, QUARTER, "test-missing-table")
     assert not result.success
     assert "fct_revenue_deviations.reconciles_with_raw" in result.failed_blocking

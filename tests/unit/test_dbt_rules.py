@@ -71,6 +71,21 @@ def test_a_mart_reading_staging_is_reported():
     assert rules(manifest) == {("marts_ref_staging", "fct_a")}
 
 
+def test_an_intermediate_model_reading_a_mart_is_reported():
+    manifest = _clean()
+    manifest["nodes"]["model.winback.int_a"]["depends_on"]["nodes"].append("model.winback.fct_a")
+    manifest["nodes"]["model.winback.int_a"]["raw_code"] += " join {{ ref('fct_a') }} using (id)"
+    assert rules(manifest) == {("upstream_ref", "int_a")}
+
+
+def test_a_mart_that_is_a_view_is_reported():
+    manifest = _clean()
+    manifest["nodes"]["model.winback.fct_a"]["config"] = {"materialized": "view"}
+    assert rules(manifest) == {("mart_view", "fct_a")}
+    manifest["nodes"]["model.winback.fct_a"]["config"] = {"materialized": "incremental"}
+    assert rules(manifest) == set()
+
+
 def test_a_model_without_a_grain_test_is_reported():
     manifest = _clean()
     del manifest["nodes"]["test.winback.unique_int_a_id"]

@@ -1,6 +1,7 @@
 {{ config(materialized='view') }}
 
--- CRM contacts matched to a client, dated on or before D.
+-- CRM contacts matched to a client, dated on or before D: the one way the marts read
+-- contacts (loaded_at for the per-client incremental marts' change detection).
 
 select
     contact_id,
@@ -12,7 +13,8 @@ select
     direction,
     outcome,
     loss_reason,
-    nps_score
+    nps_score,
+    loaded_at
 from {{ ref('stg_crm__contacts') }}
 where
     client_id is not null

@@ -1,7 +1,7 @@
 -- Return rates by lost cohort: for the episodes whose lost_date falls in a quarter (the
 -- cohort; every quarter with an episode, the running one included), how many returned
 -- within N days (return_date - lost_date <= N) for each N of var return_windows_days,
--- overall and per dimension (dimensions as assigned in int_lost_episodes_enriched).
+-- overall and per dimension (dimensions as assigned in fct_lost_episodes).
 -- window_closed_N: every episode's lost_date + N <= D (the rate can no longer change).
 {%- set windows = var('return_windows_days') %}
 
@@ -17,7 +17,7 @@ with episodes as (
         industry,
         sales_channel,
         loss_reason
-    from {{ ref('int_lost_episodes_enriched') }}
+    from {{ ref('fct_lost_episodes') }}
 
 ),
 

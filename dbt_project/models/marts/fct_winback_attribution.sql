@@ -11,7 +11,7 @@ with returns as (
         return_date,
         days_to_return,
         revenue_recovered_90d
-    from {{ ref('int_lost_episodes_enriched') }}
+    from {{ ref('fct_lost_episodes') }}
     where is_returned
 
 ),

@@ -5,7 +5,7 @@
 with open_episodes as (
 
     select *
-    from {{ ref('int_lost_episodes_enriched') }}
+    from {{ ref('fct_lost_episodes') }}
     where not is_returned
 
 ),
@@ -28,7 +28,7 @@ segment_before_loss as (
         segments.xyz_class,
         segments.abc_xyz_class
     from open_episodes
-    inner join {{ ref('int_client_segments') }} as segments
+    inner join {{ ref('fct_client_segments') }} as segments
         on
             open_episodes.client_id = segments.client_id
             and open_episodes.lost_date > segments.quarter_end
@@ -132,7 +132,7 @@ assembled as (
         on open_episodes.client_id = latest_nps.client_id
     left join contacts_since_lost
         on open_episodes.client_id = contacts_since_lost.client_id
-    left join {{ ref('int_client_dimensions') }} as clients
+    left join {{ ref('dim_clients') }} as clients
         on open_episodes.client_id = clients.client_id
 
 ),

@@ -14,5 +14,5 @@ select
     c.window_closed_90 as is_final_90_days,
     c.window_closed_180 as is_final_180_days,
     c.window_closed_365 as is_final_365_days,
-    c.as_of_date as data_as_of_date
+    {{ as_of_date() }} as data_as_of_date
 from {{ ref('fct_cohort_return_rates') }} as c

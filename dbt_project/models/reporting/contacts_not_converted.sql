@@ -13,5 +13,5 @@ select
     n.last_contact_outcome,
     n.managers_involved,
     n.managers_count,
-    n.as_of_date as data_as_of_date
+    {{ as_of_date() }} as data_as_of_date
 from {{ ref('fct_contacts_not_converted') }} as n

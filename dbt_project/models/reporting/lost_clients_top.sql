@@ -27,7 +27,7 @@ select
     e.is_returned as has_returned,
     e.return_date,
     w.winback_rank,
-    e.as_of_date as data_as_of_date
+    {{ as_of_date() }} as data_as_of_date
 from {{ ref('fct_lost_episodes') }} as e
 left join {{ ref('lost_clients') }} as w
     on e.client_id = w.client_id and e.episode_number = w.episode_number

@@ -10,5 +10,5 @@ select
     m.clients_up as clients_moved_up,
     m.clients_down as clients_moved_down,
     m.clients_same as clients_unchanged,
-    m.as_of_date as data_as_of_date
+    {{ as_of_date() }} as data_as_of_date
 from {{ ref('fct_manager_segment_migrations') }} as m

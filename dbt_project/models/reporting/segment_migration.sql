@@ -10,5 +10,5 @@ select
     m.from_class = m.to_class as is_same_segment,
     m.clients,
     m.window_revenue as revenue_last_4_quarters,
-    m.as_of_date as data_as_of_date
+    {{ as_of_date() }} as data_as_of_date
 from {{ ref('fct_segment_migrations') }} as m

@@ -16,5 +16,5 @@ select
     a.attributed_channel as credited_channel,
     a.attributed_contact_outcome as credited_contact_outcome,
     a.days_from_contact_to_return,
-    a.as_of_date as data_as_of_date
+    {{ as_of_date() }} as data_as_of_date
 from {{ ref('fct_winback_attribution') }} as a

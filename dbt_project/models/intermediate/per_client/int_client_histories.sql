@@ -88,10 +88,7 @@ results as (
         history.lifetime_net_revenue,
         history.lifetime_gross_margin,
         best_windows.best_window_revenue,
-        {{ as_of_date() }} as as_of_date,
-        {{ inputs_through(
-            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
-        ) }} as processed_through
+        {{ build_marks(ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')) }}
     from history
     inner join best_windows
         on history.client_id = best_windows.client_id

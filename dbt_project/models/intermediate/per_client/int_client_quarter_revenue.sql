@@ -32,10 +32,7 @@ results as (
         sum(gross_margin) as gross_margin,
         count(*) filter (where is_purchase_day) as purchase_days,
         sum(order_count) as order_count,
-        {{ as_of_date() }} as as_of_date,
-        {{ inputs_through(
-            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
-        ) }} as processed_through
+        {{ build_marks(ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')) }}
     from {{ ref('int_client_days') }}
     where {{ changed_clients_filter('client_id') }}
     group by client_id, {{ quarter_start('order_date') }}

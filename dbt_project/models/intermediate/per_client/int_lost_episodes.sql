@@ -52,10 +52,7 @@ results as (
         next_purchase_date - lost_date as days_to_return,
         next_purchase_date is not null as is_returned,
         threshold_days,
-        {{ as_of_date() }} as as_of_date,
-        {{ inputs_through(
-            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
-        ) }} as processed_through
+        {{ build_marks(ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')) }}
     from episodes
 
 )

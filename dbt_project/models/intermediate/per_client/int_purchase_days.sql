@@ -92,10 +92,7 @@ results as (
         {% else %}
             {{ var('lost_after_days') }}
         {% endif %} as threshold_days,
-        {{ as_of_date() }} as as_of_date,
-        {{ inputs_through(
-            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
-        ) }} as processed_through
+        {{ build_marks(ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')) }}
     from sequenced
     left join gaps
         on sequenced.client_id = gaps.client_id

@@ -6,7 +6,7 @@
 --                 return before Q start)
 --   lost          an episode with lost_date in Q
 --   returned      an episode with return_date in Q
--- Episode members carry the episode's dimensions (int_lost_episodes_enriched). Client
+-- Episode members carry the episode's dimensions (fct_lost_episodes). Client
 -- members carry the client's manager / region / industry and, as sales_channel, the
 -- channel with the most net revenue in [Q start - revenue_lost_window_days, Q end]
 -- ('unknown' without sales there); loss_reason does not apply to them (null).
@@ -22,7 +22,7 @@ with quarters as (
 
 episodes as (
 
-    select * from {{ ref('int_lost_episodes_enriched') }}
+    select * from {{ ref('fct_lost_episodes') }}
 
 ),
 
@@ -102,38 +102,23 @@ client_members as (
 
 ),
 
-client_channel_revenue as (
+client_quarters as (
 
-    select
-        client_members.quarter_start,
-        client_members.client_id,
-        channel_days.channel,
-        sum(channel_days.net_amount) as net_amount
-    from (
-        select distinct
-            quarter_start,
-            quarter_end,
-            client_id
-        from client_members
-    ) as client_members
-    inner join {{ ref('int_client_channel_days') }} as channel_days
-        on
-            client_members.client_id = channel_days.client_id
-            and channel_days.order_date
-            between client_members.quarter_start - {{ var('revenue_lost_window_days') }}
-            and client_members.quarter_end
-    group by client_members.quarter_start, client_members.client_id, channel_days.channel
+    select distinct
+        quarter_start,
+        quarter_end,
+        client_id
+    from client_members
 
 ),
 
 client_channels as (
 
-    select distinct on (quarter_start, client_id)
-        quarter_start,
-        client_id,
-        channel as sales_channel
-    from client_channel_revenue
-    order by quarter_start asc, client_id asc, net_amount desc, channel asc
+    {{ dominant_channel(
+        'client_quarters', ['quarter_start', 'client_id'],
+        'periods.quarter_start - ' ~ var('revenue_lost_window_days'), 'periods.quarter_end',
+        ref('int_client_channel_days')
+    ) }}
 
 )
 

@@ -4,9 +4,8 @@
 -- day of the call counts as converted). Only contacts whose window has ended by D are
 -- judged. managers_involved lists the managers of those contacts.
 
--- Per-client incremental (macros/changed_clients.sql); as_of_date (the D of the run
--- that last computed the client) and processed_through are bookkeeping; the mart
--- fct_contacts_not_converted is a view over this table.
+-- Per-client incremental (macros/changed_clients.sql); computed_as_of (the D of the run
+-- that last computed the client) and processed_through are bookkeeping.
 
 {{ config(post_hook=["{{ delete_placeholders('quarter_start') }}"]) }}
 
@@ -18,8 +17,8 @@ with
         {{
             changed_clients(
                 revenue=ref('int_client_daily_revenue'),
-                contacts=ref('stg_crm__contacts'),
-                contact_windows=ref('stg_crm__contacts')
+                contacts=ref('int_contacts'),
+                contact_windows=ref('int_contacts')
             )
         }}
 
@@ -111,10 +110,7 @@ results as (
         last_contacts.last_contact_outcome,
         aggregated.managers_involved,
         aggregated.managers_count,
-        {{ as_of_date() }} as as_of_date,
-        {{ inputs_through(
-            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
-        ) }} as processed_through
+        {{ build_marks(ref('int_client_daily_revenue'), ref('int_contacts'), ref('int_clients')) }}
     from aggregated
     inner join judged_by_quarter
         on

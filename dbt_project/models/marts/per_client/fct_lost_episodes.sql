@@ -14,7 +14,8 @@
 --     last purchase to the day before the return (or D) ('unknown' if none).
 
 --
--- Per-client incremental, like int_purchase_days (macros/changed_clients.sql).
+-- Per-client incremental, like int_purchase_days (macros/changed_clients.sql); computed_as_of
+-- (the D of the run that last computed the client) and processed_through are bookkeeping.
 
 {{ config(post_hook=["{{ delete_placeholders('episode_number') }}"]) }}
 
@@ -30,8 +31,8 @@ with
         {{
             changed_clients(
                 revenue=ref('int_client_daily_revenue'),
-                contacts=ref('stg_crm__contacts'),
-                clients=ref('stg_erp__clients'),
+                contacts=ref('int_contacts'),
+                clients=ref('int_clients'),
                 lost_dates=purchase_days,
                 recovered_windows=ref('int_lost_episodes')
             )
@@ -107,32 +108,13 @@ recovered_revenue as (
 
 ),
 
-channel_revenue as (
-
-    select
-        episodes.client_id,
-        episodes.episode_number,
-        by_channel.key as channel,
-        sum(cast(by_channel.value as numeric)) as net_amount
-    from episodes
-    inner join client_days
-        on
-            episodes.client_id = client_days.client_id
-            and client_days.order_date
-            between episodes.lost_date - {{ var('revenue_lost_window_days') }} and episodes.lost_date - 1
-    cross join lateral jsonb_each_text(client_days.net_amount_by_channel) as by_channel
-    group by episodes.client_id, episodes.episode_number, by_channel.key
-
-),
-
 dominant_channel as (
 
-    select distinct on (client_id, episode_number)
-        client_id,
-        episode_number,
-        channel as sales_channel
-    from channel_revenue
-    order by client_id asc, episode_number asc, net_amount desc, channel asc
+    {{ dominant_channel(
+        'episodes', ['client_id', 'episode_number'],
+        'periods.lost_date - ' ~ var('revenue_lost_window_days'), 'periods.lost_date - 1',
+        ref('int_client_channel_days')
+    ) }}
 
 ),
 
@@ -193,10 +175,7 @@ results as (
         coalesce(clients.industry, 'unknown') as industry,
         coalesce(dominant_channel.sales_channel, 'unknown') as sales_channel,
         coalesce(loss_reasons.loss_reason, 'unknown') as loss_reason,
-        {{ as_of_date() }} as as_of_date,
-        {{ inputs_through(
-            ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')
-        ) }} as processed_through
+        {{ build_marks(ref('int_client_daily_revenue'), ref('int_contacts'), ref('int_clients')) }}
     from episodes
     inner join lost_revenue
         on
@@ -218,7 +197,7 @@ results as (
         on
             episodes.client_id = loss_reasons.client_id
             and episodes.episode_number = loss_reasons.episode_number
-    left join {{ ref('stg_erp__clients') }} as clients
+    left join {{ ref('int_clients') }} as clients
         on episodes.client_id = clients.client_id
 
 )

@@ -169,6 +169,5 @@ select
     xyz_cv,
     xyz_class,
     case when abc_class = 'N' then 'N' else abc_class || xyz_class end as abc_xyz_class,
-    {{ as_of_date() }} as as_of_date,
-    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
+    {{ build_marks(ref('int_client_daily_revenue')) }}
 from segmented

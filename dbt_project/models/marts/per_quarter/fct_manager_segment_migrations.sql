@@ -1,17 +1,17 @@
 -- Segment migrations per manager (the client's current manager): per quarter end and
 -- segmentation, how many of the manager's clients moved up, down or stayed
--- (see int_segment_transitions for the class order).
+-- (see fct_segment_transitions for the class order).
 -- Incremental by quarter like fct_segment_migrations; every quarter is rebuilt when a
 -- CRM row of a client with segment history was delivered since (a reassigned client
--- moves to its new manager in every quarter). as_of_date and processed_through are
--- bookkeeping; the mart fct_manager_segment_migrations is a view over this table.
+-- moves to its new manager in every quarter). computed_as_of and processed_through are
+-- bookkeeping.
 
 {{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
 
 {#- Read only by an incremental run; set here, outside that branch, so that dbt's graph
     shows them as parents. -#}
 {%- set quarters_relation = ref('int_quarters') %}
-{%- set segments_relation = ref('int_client_segments') %}
+{%- set segments_relation = ref('fct_client_segments') %}
 
 select
     transitions.quarter_end,
@@ -21,10 +21,9 @@ select
     count(*) filter (where transitions.direction = 'up') as clients_up,
     count(*) filter (where transitions.direction = 'down') as clients_down,
     count(*) filter (where transitions.direction = 'same') as clients_same,
-    {{ as_of_date() }} as as_of_date,
-    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
-from {{ ref('int_segment_transitions') }} as transitions
-left join {{ ref('stg_erp__clients') }} as clients
+    {{ build_marks(ref('int_client_daily_revenue')) }}
+from {{ ref('fct_segment_transitions') }} as transitions
+left join {{ ref('int_clients') }} as clients
     on transitions.client_id = clients.client_id
 {% if is_incremental() %}
     where
@@ -37,7 +36,7 @@ left join {{ ref('stg_erp__clients') }} as clients
         -- once per delivered client. Counting makes it look them up by key.
         or (
             select count(*)
-            from {{ ref('stg_erp__clients') }} as delivered
+            from {{ ref('int_clients') }} as delivered
             inner join {{ segments_relation }} as segmented
                 on delivered.client_id = segmented.client_id
             where delivered.loaded_at > {{ last_build_mark('processed_through') }}

@@ -3,9 +3,9 @@
 -- when the base is 0), and per quarter the revenue at risk: the sum of the negative
 -- deviations of all clients (<= 0). Quarters without sales count as 0; rows where all
 -- three revenues are 0 are left out.
--- Incremental by quarter (macros/changed_clients.sql, quarters_to_rebuild); as_of_date
+-- Incremental by quarter (macros/changed_clients.sql, quarters_to_rebuild); computed_as_of
 -- (the D of the run that last computed the quarter) and processed_through are
--- bookkeeping; the mart fct_revenue_deviations is a view over this table.
+-- bookkeeping.
 
 {{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
 
@@ -99,7 +99,6 @@ select
     deviation_vs_last_year_pct,
     sum(least(deviation_vs_previous_quarter, 0)) over by_quarter as quarter_revenue_at_risk_vs_previous_quarter,
     sum(least(deviation_vs_last_year, 0)) over by_quarter as quarter_revenue_at_risk_vs_last_year,
-    {{ as_of_date() }} as as_of_date,
-    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
+    {{ build_marks(ref('int_client_daily_revenue')) }}
 from deviations
 window by_quarter as (partition by quarter_start)

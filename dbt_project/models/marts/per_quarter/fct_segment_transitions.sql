@@ -5,7 +5,7 @@
 -- abc_xyz = 4 x abc rank + xyz rank (AX best, N worst); direction compares the ranks.
 
 --
--- Incremental by quarter, like int_client_segments (macros/changed_clients.sql).
+-- Incremental by quarter, like fct_client_segments (macros/changed_clients.sql).
 
 {{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
 
@@ -32,7 +32,7 @@ segments as (
         xyz_class,
         abc_xyz_class,
         {{ quarter_start('quarter_end') }} - 1 as previous_quarter_end
-    from {{ ref('int_client_segments') }}
+    from {{ ref('fct_client_segments') }}
     {% if is_incremental() %}
         where quarter_end >= {{ add_months('(select min(quarters.quarter_end) from quarters)', -3) }}
     {% endif %}
@@ -108,6 +108,5 @@ select
         when to_rank < from_rank then 'down'
         else 'same'
     end as direction,
-    {{ as_of_date() }} as as_of_date,
-    {{ revenue_through(ref('int_client_daily_revenue')) }} as processed_through
+    {{ build_marks(ref('int_client_daily_revenue')) }}
 from ranked
