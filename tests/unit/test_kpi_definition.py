@@ -250,6 +250,10 @@ def test_adding_a_kpi_column_touches_three_files_and_everything_picks_it_up(tmp_
     _add_kpi(project)
     assert _changed_files(PROJECT, project) == ["models/kpi/_kpi__models.yml", "models/kpi/intermediate/int_kpi_quarterly.sql",
                                                 "models/kpi/kpi_quarterly.sql"]
+    # A label names the contract's numbers through dbt vars: a changed var changes the label.
+    settings = project / "dbt_project.yml"
+    assert "contact_after_loss_days: 30\n" in settings.read_text()
+    settings.write_text(settings.read_text().replace("contact_after_loss_days: 30\n", "contact_after_loss_days: 45\n"))
 
     env = {**os.environ, "DBT_HOST": "localhost", "DBT_PORT": "5432", "DBT_USER": "winback", "DBT_PASSWORD": "",
            "DBT_DBNAME": "winback", "DBT_PROFILES_DIR": str(project)}
@@ -258,6 +262,7 @@ def test_adding_a_kpi_column_touches_three_files_and_everything_picks_it_up(tmp_
     assert done.returncode == 0, done.stdout[-3000:]
     definition = kpi_definition.load(project / "target" / "manifest.json")
 
+    assert definition.column("lost_contacted_share").label == "Lost and contacted ≤ 45 days"
     # the definition and the model SQL agree
     assert definition.names[-1] == NEW_KPI and definition.column(NEW_KPI).data_type == "numeric"
     check_model_sql(project / "models" / "kpi", definition)
