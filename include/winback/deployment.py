@@ -124,15 +124,17 @@ def config_values(settings: Settings, home: Path, executor: str, metadata_url: s
             "backend_kwargs": json.dumps({"connections_file_path": str(home / "connections.json")}),
         },
         "usage_data_collection": {"enabled": "False"},
-        # Cosmos reads its settings from [cosmos] (the same as airflow_env).
-        "cosmos": {
-            "enable_telemetry": "False",
-            "enable_cache_profile": "False",
-            "cache_dir": str(settings.state_dir / "cosmos-cache"),
-            "enable_watcher_reliable_retry": "False",
-        },
+        "cosmos": cosmos_options(settings),
     }
     return values
+
+
+def cosmos_options(settings: Settings) -> dict[str, str]:
+    """The ``[cosmos]`` section of an airflow.cfg: telemetry off and the Cosmos settings
+    :func:`airflow_env` gives the CLI's runs (one home for both)."""
+    prefix = "AIRFLOW__COSMOS__"
+    return {"enable_telemetry": "False", **{name[len(prefix):].lower(): value
+                                           for name, value in airflow_env(settings).items() if name.startswith(prefix)}}
 
 
 def write_airflow_cfg(home: Path, values: dict[str, dict[str, str]], header: str) -> Path:
@@ -183,7 +185,6 @@ def cli_config_values(settings: Settings, home: Path | None = None) -> dict[str,
     """The airflow.cfg of the CLI's own Airflow home (``winback run``/``demo``: ``dag.test()``,
     metadata in SQLite there): the DAGs folder, no examples, no telemetry, winback's Cosmos
     settings, so ``airflow`` commands in that home see the same as the CLI."""
-    env = airflow_env(settings)
     # An earlier airflow.cfg (Airflow writes one with a generated key) keeps its Fernet key:
     # values it encrypted in the metadata database stay readable.
     kept = _existing_secrets((home or settings.airflow_home) / "airflow.cfg")
@@ -193,10 +194,7 @@ def cli_config_values(settings: Settings, home: Path | None = None) -> dict[str,
     return {
         "core": core,
         "usage_data_collection": {"enabled": "False"},
-        "cosmos": {"enable_telemetry": "False",
-                   "enable_cache_profile": env["AIRFLOW__COSMOS__ENABLE_CACHE_PROFILE"],
-                   "cache_dir": env["AIRFLOW__COSMOS__CACHE_DIR"],
-                   "enable_watcher_reliable_retry": env["AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY"]},
+        "cosmos": cosmos_options(settings),
     }
 
 
