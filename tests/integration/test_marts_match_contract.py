@@ -310,6 +310,11 @@ SEGMENTS = Table("marts.fct_client_segments", ["client_id", "quarter_end"],
                  exact=("abc_class", "xyz_class", "abc_xyz_class"), money=("window_revenue",))
 MIGRATIONS = Table("marts.fct_segment_migrations", ["quarter_end", "segmentation", "from_class", "to_class"],
                    exact=("clients",), money=("window_revenue",))
+AT_RISK = Table("marts.at_risk_clients", ["client_id"],
+                exact=("last_purchase_date", "days_since_last_purchase", "purchase_days", "expected_next_purchase_date",
+                       "days_overdue", "days_since_last_contact", "is_overdue", "is_declining", "risk_rank"),
+                money=("revenue_recent", "revenue_year_before", "revenue_12m", "revenue_at_risk"),
+                rates=("typical_gap_days", "risk_score"))
 COHORTS = Table("marts.fct_cohort_return_rates (overall)", ["cohort_quarter", "dimension", "dimension_value"],
                 exact=("lost_episodes", "returned_within_90", "returned_within_180", "returned_within_365",
                        "window_closed_90", "window_closed_180", "window_closed_365"),
@@ -483,11 +488,15 @@ def test_marts_match_the_reference(warehouse_dsn, case):
         "cohorts": contract.cohort_return_rates(sales, as_of, params),
     }
     reference["migrations"] = contract.migrations(reference["segments"])
+    reference["at_risk"] = contract.at_risk_clients(sales, contacts, as_of, params)
     episodes = reference["episodes"]
     assert len(episodes) >= case.min_episodes  # the data really exercises the lost-client rules
     if case.min_episodes:
         assert episodes.is_returned.any() and (~episodes.is_returned).any()
         assert len(reference["kpis"]) >= 4
+        at_risk = reference["at_risk"]  # the early-warning rules are exercised both ways
+        assert at_risk.is_overdue.any() and at_risk.is_declining.any()
+        assert not (at_risk.is_overdue | at_risk.is_declining).all()
 
     problems += diff(EPISODES, episodes, read_relation(warehouse_dsn, "marts.fct_lost_episodes"))
     problems += diff(KPIS, reference["kpis"], read_relation(warehouse_dsn, "kpi_staging.kpi_quarterly"))
@@ -497,6 +506,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
                      allow_extra=empty_cohort)
     problems += diff(MIGRATIONS, reference["migrations"],
                      read_relation(warehouse_dsn, "marts.fct_segment_migrations"))
+    problems += diff(AT_RISK, reference["at_risk"], read_relation(warehouse_dsn, "marts.at_risk_clients"))
     if problems:
         report = f"case {case.name} (D = {as_of}, vars {dbt_vars}):\n" + "\n".join(problems)
         print(report)

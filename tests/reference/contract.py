@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import math
 import statistics
 from collections import defaultdict
 from decimal import Decimal
@@ -453,3 +454,60 @@ def cohort_return_rates(sales: pd.DataFrame, as_of: Any, params: dict[str, Any] 
     columns = ["cohort_quarter", "dimension", "dimension_value", "lost_episodes"]
     columns += [f"{kind}_{n}" for kind in ("returned_within", "return_rate", "window_closed") for n in windows]
     return pd.DataFrame(rows, columns=columns)
+
+
+# ----------------------------------------------------------------------------- clients at risk
+def at_risk_clients(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
+                    params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per active client as of D ("Clients at risk" in metrics.md): a purchase day
+    <= D and D - last purchase day <= L; its rhythm, revenue trend, flags and rank."""
+    params = resolve_params(params)
+    lost_after = int(params["lost_after_days"])
+    window = int(params["at_risk_trend_window_days"])
+    gap_factor = Fraction(str(params["at_risk_gap_factor"]))
+    no_rhythm = int(params["at_risk_no_rhythm_days"])
+    decline = Decimal(str(params["at_risk_decline_share"]))
+    ledger = Ledger(sales, as_of)
+    d = ledger.as_of
+    contact_days = _contact_days(contacts, d)
+    rows = []
+    for client in ledger.clients:
+        pdays = ledger.purchase_days[client]
+        if not pdays or (d - pdays[-1]).days > lost_after:
+            continue  # never bought, or lost as of D
+        last = pdays[-1]
+        since = (d - last).days
+        gaps = [(later - earlier).days for earlier, later in zip(pdays, pdays[1:], strict=False)]
+        gap = statistics.median(gaps) if gaps else None
+        expected = last + days(math.ceil(gap)) if gaps else None
+        recent = ledger.net(client, d - days(window - 1), d)
+        year_before = ledger.net(client, d - days(365 + window - 1), d - days(365))
+        twelve = ledger.net(client, d - days(364), d)
+        risk = round(Decimal(since) / Decimal(lost_after), 4)
+        rows.append({
+            "client_id": client,
+            "last_purchase_date": last,
+            "days_since_last_purchase": since,
+            "purchase_days": len(pdays),
+            "typical_gap_days": float(gap) if gap is not None else None,
+            "expected_next_purchase_date": expected,
+            "days_overdue": max((d - expected).days, 0) if expected else None,
+            "revenue_recent": recent,
+            "revenue_year_before": year_before,
+            "revenue_12m": twelve,
+            "days_since_last_contact": (d - contact_days[client][-1]).days if contact_days.get(client) else None,
+            "is_overdue": since > gap_factor * Fraction(gap) if gaps else since > no_rhythm,
+            "is_declining": year_before > 0 and recent < (1 - decline) * year_before,
+            "risk_score": float(risk),
+            "revenue_at_risk": (twelve * risk).quantize(Decimal("0.01")),
+        })
+    rows.sort(key=lambda r: (-(r["revenue_12m"] * Decimal(str(r["risk_score"]))), r["client_id"]))
+    for rank, row in enumerate(rows, start=1):
+        row["risk_rank"] = rank
+    return pd.DataFrame(rows, columns=AT_RISK_COLUMNS)
+
+
+AT_RISK_COLUMNS = ["client_id", "last_purchase_date", "days_since_last_purchase", "purchase_days",
+                   "typical_gap_days", "expected_next_purchase_date", "days_overdue", "revenue_recent",
+                   "revenue_year_before", "revenue_12m", "days_since_last_contact", "is_overdue", "is_declining",
+                   "risk_score", "revenue_at_risk", "risk_rank"]

@@ -1,0 +1,137 @@
+-- The early-warning list as of D: every active client (a purchase day <= D, not lost as of
+-- D) with its own buying rhythm, its revenue trend, its last contact and answer, and two
+-- flags: overdue (quiet for longer than its rhythm allows) and declining (revenue well
+-- below the same period a year before). Ranked by the revenue at risk. Formulas in
+-- docs/metrics.md ("Clients at risk") and _marts__models.yml.
+
+with last_purchase_days as (
+
+    select distinct on (client_id)
+        client_id,
+        purchase_date as last_purchase_date,
+        purchase_day_number as purchase_days,
+        median_gap_days,
+        threshold_days
+    from {{ ref('int_purchase_days') }}
+    order by client_id asc, purchase_date desc
+
+),
+
+active as (
+
+    select
+        *,
+        {{ as_of_date() }} - last_purchase_date as days_since_last_purchase,
+        last_purchase_date + cast(ceil(median_gap_days) as integer) as expected_next_purchase_date
+    from last_purchase_days
+    where {{ as_of_date() }} - last_purchase_date <= threshold_days
+
+),
+
+revenue as (
+
+    select
+        client_days.client_id,
+        sum(client_days.net_amount) filter (
+            where client_days.order_date > {{ as_of_date() }} - {{ var('at_risk_trend_window_days') }}
+        ) as revenue_recent,
+        sum(client_days.net_amount) filter (
+            where client_days.order_date between {{ as_of_date() }} - 365 - {{ var('at_risk_trend_window_days') }} + 1
+            and {{ as_of_date() }} - 365
+        ) as revenue_year_before,
+        sum(client_days.net_amount) filter (where client_days.order_date > {{ as_of_date() }} - 365) as revenue_12m
+    from {{ ref('int_client_days') }} as client_days
+    inner join active
+        on client_days.client_id = active.client_id
+    where client_days.order_date > {{ as_of_date() }} - 365 - {{ var('at_risk_trend_window_days') }}
+    group by client_days.client_id
+
+),
+
+last_contacts as (
+
+    select distinct on (client_id)
+        client_id,
+        contact_date as last_contact_date
+    from {{ ref('int_contacts') }}
+    order by client_id asc, contact_at desc, contact_id desc
+
+),
+
+latest_nps as (
+
+    select distinct on (client_id)
+        client_id,
+        nps_score as latest_nps_score
+    from {{ ref('int_contacts') }}
+    where nps_score is not null
+    order by client_id asc, contact_at desc, contact_id desc
+
+),
+
+segments as (
+
+    select distinct on (client_id)
+        client_id,
+        abc_xyz_class
+    from {{ ref('fct_client_segments') }}
+    order by client_id asc, quarter_end desc
+
+),
+
+flagged as (
+
+    select
+        active.client_id,
+        clients.manager_id,
+        clients.region,
+        clients.industry,
+        segments.abc_xyz_class,
+        clients.potential_revenue,
+        active.last_purchase_date,
+        active.days_since_last_purchase,
+        active.purchase_days,
+        active.median_gap_days as typical_gap_days,
+        active.expected_next_purchase_date,
+        -- greatest() skips nulls: without an expected date there is no overdue figure
+        case
+            when active.expected_next_purchase_date is not null
+                then greatest({{ as_of_date() }} - active.expected_next_purchase_date, 0)
+        end as days_overdue,
+        active.threshold_days,
+        coalesce(revenue.revenue_recent, 0) as revenue_recent,
+        coalesce(revenue.revenue_year_before, 0) as revenue_year_before,
+        coalesce(revenue.revenue_12m, 0) as revenue_12m,
+        {{ as_of_date() }} - last_contacts.last_contact_date as days_since_last_contact,
+        latest_nps.latest_nps_score,
+        case
+            when active.median_gap_days is null
+                then active.days_since_last_purchase > {{ var('at_risk_no_rhythm_days') }}
+            else active.days_since_last_purchase > {{ var('at_risk_gap_factor') }} * active.median_gap_days
+        end as is_overdue,
+        coalesce(revenue.revenue_year_before, 0) > 0
+        and coalesce(revenue.revenue_recent, 0)
+        < (1 - {{ var('at_risk_decline_share') }}) * revenue.revenue_year_before as is_declining,
+        -- how far the client has come towards its lost threshold, 0 (bought today) to 1
+        round(cast(active.days_since_last_purchase as numeric) / active.threshold_days, 4) as risk_score
+    from active
+    left join revenue
+        on active.client_id = revenue.client_id
+    left join last_contacts
+        on active.client_id = last_contacts.client_id
+    left join latest_nps
+        on active.client_id = latest_nps.client_id
+    left join segments
+        on active.client_id = segments.client_id
+    left join {{ ref('dim_clients') }} as clients
+        on active.client_id = clients.client_id
+
+)
+
+select
+    *,
+    is_overdue or is_declining as is_at_risk,
+    round(revenue_12m * risk_score, 2) as revenue_at_risk,
+    row_number() over (order by revenue_12m * risk_score desc, client_id asc) as risk_rank,
+    {{ as_of_date() }} as as_of_date
+from flagged
