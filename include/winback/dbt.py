@@ -83,9 +83,9 @@ def _failures(run_results: Path) -> list[str]:
             for r in results if r.get("status") in ("error", "fail", "runtime error")]
 
 
-def _run(args: list[str], env: dict[str, str]) -> None:
+def _run(args: list[str], env: dict[str, str], target: Path | None = None) -> None:
     cwd = project_dir()
-    results = cwd / "target" / "run_results.json"
+    results = (target or cwd / "target") / "run_results.json"
     before = results.stat().st_mtime if results.exists() else None
     done = subprocess.run([_dbt_executable(), *args], cwd=cwd, env={**os.environ, **env},
                           capture_output=True, text=True, check=False)
@@ -107,12 +107,16 @@ def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None,
     than as a var: a var that changes every night makes dbt re-parse the whole project
     (see ``macros/as_of_date.sql``). ``vars`` are for the metric contract's overrides.
     """
+    target = None
     if vars:
-        args = [*args, "--vars", json.dumps(vars, default=str)]
+        # Other numbers than the pipeline's: keep this run's artifacts (its manifest renders
+        # the vars, e.g. into the KPI labels) out of the manifest the DAGs and the report read.
+        target = project_dir() / "target" / "with-vars"
+        args = [*args, "--vars", json.dumps(vars, default=str), "--target-path", str(target)]
     env = dbt_env(dsn)
     if as_of is not None:
         env[AS_OF_ENV] = str(as_of)
-    _run(args, env)
+    _run(args, env, target)
 
 
 def manifest_path(settings: Settings | None = None) -> Path:
@@ -137,6 +141,9 @@ def ensure_manifest(settings: Settings | None = None) -> Path:
 
 
 def build_manifest() -> Path:
-    """``dbt parse``: write ``dbt_project/target/manifest.json`` (for Cosmos' LoadMode.DBT_MANIFEST)."""
-    _run(["parse"], {**_PARSE_ENV, "DBT_PROFILES_DIR": str(project_dir())})
+    """``dbt parse``: write ``dbt_project/target/manifest.json`` (for Cosmos' LoadMode.DBT_MANIFEST),
+    with the user's metric overrides as vars, as the DAGs run dbt (the KPI labels name them)."""
+    overrides = get_settings().metric_overrides
+    args = ["parse", *(["--vars", json.dumps(dict(overrides), default=str)] if overrides else [])]
+    _run(args, {**_PARSE_ENV, "DBT_PROFILES_DIR": str(project_dir())})
     return manifest_path()

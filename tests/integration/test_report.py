@@ -518,7 +518,7 @@ def test_a_dbt_rebuild_of_the_marts_rebuilds_the_bi_views(copy, tmp_path):
     run_dbt(["build", "--full-refresh", "--select", *MARTS_DAG_SELECTION, "--target-path", target], copy,
             as_of=AS_OF.isoformat())
     views = bi_views()
-    assert len(views) == 8
+    assert {"reporting.lost_clients_top", "reporting.clients_at_risk"} <= set(views)
     assert rows(copy, "select v from unnest(%s::text[]) as v where to_regclass(v) is null", (list(views),)) == []
     for view in views:
         assert rows(copy, "select obj_description(%s::regclass, 'pg_class') is not null, "

@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from winback import kpi_definition, warehouse
 from winback.calendar import quarter_label, shift_quarters
+from winback.config import get_settings
 from winback.kpi_definition import KpiColumn, KpiDefinition
 from winback.report import charts
 from winback.report.data import (
@@ -176,7 +177,7 @@ def _tile(kpi: Kpi, data: ReportData) -> dict[str, Any]:
                             "tone": _tone(current, base, kpi.higher_is_better), "available": True})
     note = ""
     if kpi.key == "revenue_recovered_90d" and data.kpi["is_window_complete"] is False:
-        note = "preliminary: some 90-day windows are still open"
+        note = f"preliminary: some {_days('revenue_recovered_window_days')}-day windows are still open"
     if current is None and kpi.kind == "rate":
         note = "no base to divide by (0)"
         if kpi.key == "lost_contacted_share" and data.kpi["lost_clients"]:
@@ -190,19 +191,27 @@ def _tile(kpi: Kpi, data: ReportData) -> dict[str, Any]:
     }
 
 
+def _days(var: str) -> int:
+    """A window of the metric contract in days, as the pipeline runs dbt (the user's overrides
+    included): the report's sentences name it, never a copy of the number."""
+    return int(get_settings().dbt_vars()[var])
+
+
 def _summary(data: ReportData) -> list[str]:
     k = data.kpi
     sentences = []
     if k["lost_clients"]:
         sentences.append(f"{fmt('count', k['lost_clients'])} clients became lost "
                          f"(churn rate {fmt('rate', k['churn_rate'])}), taking "
-                         f"{fmt('money', k['revenue_lost_ttm'])} of revenue of the 12 months before.")
+                         f"{fmt('money', k['revenue_lost_ttm'])} of revenue of the "
+                         f"{_days('revenue_lost_window_days')} days before.")
     else:
         sentences.append("No client became lost this quarter.")
     if k["returned_clients"]:
         sentences.append(f"{fmt('count', k['returned_clients'])} lost clients came back "
                          f"(win-back rate {fmt('rate', k['winback_rate'])}), bringing "
-                         f"{fmt('money', k['revenue_recovered_90d'])} in their first 90 days"
+                         f"{fmt('money', k['revenue_recovered_90d'])} in their first "
+                         f"{_days('revenue_recovered_window_days')} days"
                          + (" so far." if k["is_window_complete"] is False else "."))
     else:
         sentences.append("No returns this quarter.")
