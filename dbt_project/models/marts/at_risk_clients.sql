@@ -6,14 +6,19 @@
 
 with last_purchase_days as (
 
-    select distinct on (client_id)
-        client_id,
-        purchase_date as last_purchase_date,
-        purchase_day_number as purchase_days,
-        median_gap_days,
-        threshold_days
-    from {{ ref('int_purchase_days') }}
-    order by client_id asc, purchase_date desc
+    -- The client's last purchase day, found through its one-row history (int_purchase_days
+    -- holds every purchase day: sorting them all would cost the nightly run seconds).
+    select
+        histories.client_id,
+        histories.last_purchase_date,
+        histories.purchase_days,
+        purchase_days.median_gap_days,
+        purchase_days.threshold_days
+    from {{ ref('int_client_histories') }} as histories
+    inner join {{ ref('int_purchase_days') }} as purchase_days
+        on
+            histories.client_id = purchase_days.client_id
+            and histories.last_purchase_date = purchase_days.purchase_date
 
 ),
 
