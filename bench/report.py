@@ -97,6 +97,26 @@ def load_summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def dbt_summary(results: dict[str, Any]) -> str:
+    """The dbt figures alone (``--only-dbt``): full refresh against the nightly run per size."""
+    machine = results["machine"]
+    lines = [f"dbt (`{results['command']}`): {machine['cpu']}, {machine['cores']} cores, load average "
+             f"{machine['load_start']} at the start, {machine['load_end']} at the end; "
+             f"{results['total_seconds'] / 60:.1f} min.", ""]
+    rows = []
+    for name, size in _ok(results["sizes"]):
+        f = dbt_figures(size)
+        nights = ", ".join(f"{n['steps']['dbt run']:.1f}" for n in size["nights"])
+        slowest = ", ".join(f"{model} {seconds:.1f}" for model, seconds in size["incremental_slowest"][:4])
+        rows.append([name, f"{f['full']:.1f} ({f['full_runs']})", nights, _x(f["ratio"]), slowest])
+    lines += _table(["size", "full refresh s (runs)", "nightly dbt s", "nightly / full", "slowest nightly models s"],
+                    rows)
+    for name, size in results["sizes"].items():
+        if "error" in size:
+            lines.append(f"\n{name}: FAILED: {size['error']}")
+    return "\n".join(lines)
+
+
 def dbt_figures(size: dict[str, Any]) -> dict[str, Any]:
     full = median([r["wall"] for r in size["full_refresh"]])
     nightly = median([n["steps"]["dbt run"] for n in size["nights"]])

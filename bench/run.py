@@ -44,6 +44,7 @@ class Bench:
         self.dbs = Databases(admin_dsn, "winback_bench")
         self.last_compiled: list[tuple[str, float, str, str]] = []
         self.as_of = AS_OF
+        self.only_dbt = False  # --only-dbt: the dbt measures (full refresh, nights) without the load's
 
     # ------------------------------------------------------------------------- helpers
     def child(self, mode: str, args: list[str], tag: str, env: dict[str, str] | None = None):
@@ -86,8 +87,9 @@ class Bench:
                             "files": {**gen_files.result, "max_rss_mb": gen_files.max_rss_mb},
                             "csv_bytes": csv_file.stat().st_size}
 
-        # -- 1. the sales load vs COPY and to_sql
-        out["load"] = self.load(name, csv_file, files_dir)
+        # -- 1. the sales load vs COPY and to_sql (skipped by --only-dbt)
+        if not self.only_dbt:
+            out["load"] = self.load(name, csv_file, files_dir)
 
         # -- 2 + 3. full refresh, then nightly runs
         warehouse = self.dbs.create(f"{name.lower()}_wh", bootstrap=True)
@@ -416,6 +418,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only-load", action="store_true",
                         help="measure the sales load alone (against COPY and to_sql); prints its figures, "
                              "leaves the report alone")
+    parser.add_argument("--only-dbt", action="store_true",
+                        help="skip the sales load measures: full refreshes and nightly chains only (their figures "
+                             "are printed; the report is left alone)")
     parser.add_argument("--no-explain", action="store_true",
                         help="skip EXPLAIN ANALYZE of the slowest nightly dbt models at the largest size")
     args = parser.parse_args(argv)
@@ -462,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     # The extract is profiled (EXPLAIN ANALYZE of its statements) at M, else at the largest size.
     profile_size = "M" if "M" in args.sizes else args.sizes[-1]
     bench = Bench(admin, workdir, args.repeats, args.budget, profile_size)
+    bench.only_dbt = args.only_dbt
     try:
         results["idle_rss_mb"] = bench.idle_rss()
         if not args.no_dag and not args.only_load:
@@ -487,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_load:
         (workdir / "results-load.json").write_text(json.dumps(results, indent=1, default=str))
         print(report.load_summary(results))
+        return 0
+    if args.only_dbt:
+        (workdir / "results-dbt.json").write_text(json.dumps(results, indent=1, default=str))
+        print(report.dbt_summary(results))
         return 0
     (workdir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     text = report.render(results)
