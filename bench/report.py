@@ -77,12 +77,20 @@ def load_figures(size: dict[str, Any]) -> dict[str, Any]:
             "bad_rows_quarantined": (size["load"].get("with_bad_rows") or {}).get("rows_quarantined")}
 
 
+def _summary_head(title: str, results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    return [f"{title} (`{results['command']}`): {machine['cpu']}, {machine['cores']} cores, load average "
+            f"{machine['load_start']} at the start, {machine['load_end']} at the end; "
+            f"{results['total_seconds'] / 60:.1f} min.", ""]
+
+
+def _failed_sizes(results: dict[str, Any]) -> list[str]:
+    return [f"\n{name}: FAILED: {size['error']}" for name, size in results["sizes"].items() if "error" in size]
+
+
 def load_summary(results: dict[str, Any]) -> str:
     """The sales load's figures alone (``--only-load``): rates and ratios per size, in Markdown."""
-    machine = results["machine"]
-    lines = [f"Sales load (`{results['command']}`): {machine['cpu']}, {machine['cores']} cores, load average "
-             f"{machine['load_start']} at the start, {machine['load_end']} at the end; "
-             f"{results['total_seconds'] / 60:.1f} min.", ""]
+    lines = _summary_head("Sales load", results)
     rows = []
     for name, size in _ok(results["sizes"]):
         f = load_figures(size)
@@ -91,18 +99,12 @@ def load_summary(results: dict[str, Any]) -> str:
                      _x(f["bad_rows"] / f["copy"]) if f["bad_rows"] else "–", _n(f["rss"])])
     lines += _table(["size", "rows", "runs", "extract rows/s", "COPY rows/s", "extract / COPY", "extract / to_sql",
                      "staged / COPY", "1 in 1,000 bad / COPY", "peak MB"], rows)
-    for name, size in results["sizes"].items():
-        if "error" in size:
-            lines.append(f"\n{name}: FAILED: {size['error']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _failed_sizes(results))
 
 
 def dbt_summary(results: dict[str, Any]) -> str:
     """The dbt figures alone (``--only-dbt``): full refresh against the nightly run per size."""
-    machine = results["machine"]
-    lines = [f"dbt (`{results['command']}`): {machine['cpu']}, {machine['cores']} cores, load average "
-             f"{machine['load_start']} at the start, {machine['load_end']} at the end; "
-             f"{results['total_seconds'] / 60:.1f} min.", ""]
+    lines = _summary_head("dbt", results)
     rows = []
     for name, size in _ok(results["sizes"]):
         f = dbt_figures(size)
@@ -111,10 +113,7 @@ def dbt_summary(results: dict[str, Any]) -> str:
         rows.append([name, f"{f['full']:.1f} ({f['full_runs']})", nights, _x(f["ratio"]), slowest])
     lines += _table(["size", "full refresh s (runs)", "nightly dbt s", "nightly / full", "slowest nightly models s"],
                     rows)
-    for name, size in results["sizes"].items():
-        if "error" in size:
-            lines.append(f"\n{name}: FAILED: {size['error']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _failed_sizes(results))
 
 
 def dbt_figures(size: dict[str, Any]) -> dict[str, Any]:

@@ -22,14 +22,35 @@ with last_purchase_days as (
 
 ),
 
+segments as (
+
+    -- The last closed quarter end holds every client with a line up to it (by its index).
+    select
+        segments.client_id,
+        segments.abc_xyz_class
+    from {{ ref('fct_client_segments') }} as segments
+    where segments.quarter_end = (select max(closed.quarter_end) from {{ ref('fct_client_segments') }} as closed)
+
+),
+
 active as (
 
     select
-        *,
-        {{ as_of_date() }} - last_purchase_date as days_since_last_purchase,
-        last_purchase_date + cast(ceil(median_gap_days) as integer) as expected_next_purchase_date
+        last_purchase_days.*,
+        clients.manager_id,
+        clients.region,
+        clients.industry,
+        clients.potential_revenue,
+        segments.abc_xyz_class,
+        {{ as_of_date() }} - last_purchase_days.last_purchase_date as days_since_last_purchase,
+        last_purchase_days.last_purchase_date
+        + cast(ceil(last_purchase_days.median_gap_days) as integer) as expected_next_purchase_date
     from last_purchase_days
-    where {{ as_of_date() }} - last_purchase_date <= threshold_days
+    left join {{ ref('dim_clients') }} as clients
+        on last_purchase_days.client_id = clients.client_id
+    left join segments
+        on last_purchase_days.client_id = segments.client_id
+    where {{ as_of_date() }} - last_purchase_days.last_purchase_date <= last_purchase_days.threshold_days
 
 ),
 
@@ -53,34 +74,17 @@ revenue as (
 
 ),
 
-last_contacts as (
+contacts as (
 
-    select distinct on (client_id)
+    -- The latest contact and the latest NPS answer, in one pass over the contacts.
+    select
         client_id,
-        contact_date as last_contact_date
+        max(contact_date) as last_contact_date,
+        (
+            array_agg(nps_score order by contact_at desc, contact_id desc) filter (where nps_score is not null)
+        )[1] as latest_nps_score
     from {{ ref('int_contacts') }}
-    order by client_id asc, contact_at desc, contact_id desc
-
-),
-
-latest_nps as (
-
-    select distinct on (client_id)
-        client_id,
-        nps_score as latest_nps_score
-    from {{ ref('int_contacts') }}
-    where nps_score is not null
-    order by client_id asc, contact_at desc, contact_id desc
-
-),
-
-segments as (
-
-    select distinct on (client_id)
-        client_id,
-        abc_xyz_class
-    from {{ ref('fct_client_segments') }}
-    order by client_id asc, quarter_end desc
+    group by client_id
 
 ),
 
@@ -88,11 +92,11 @@ flagged as (
 
     select
         active.client_id,
-        clients.manager_id,
-        clients.region,
-        clients.industry,
-        segments.abc_xyz_class,
-        clients.potential_revenue,
+        active.manager_id,
+        active.region,
+        active.industry,
+        active.abc_xyz_class,
+        active.potential_revenue,
         active.last_purchase_date,
         active.days_since_last_purchase,
         active.purchase_days,
@@ -107,8 +111,8 @@ flagged as (
         coalesce(revenue.revenue_recent, 0) as revenue_recent,
         coalesce(revenue.revenue_year_before, 0) as revenue_year_before,
         coalesce(revenue.revenue_12m, 0) as revenue_12m,
-        {{ as_of_date() }} - last_contacts.last_contact_date as days_since_last_contact,
-        latest_nps.latest_nps_score,
+        {{ as_of_date() }} - contacts.last_contact_date as days_since_last_contact,
+        contacts.latest_nps_score,
         case
             when active.median_gap_days is null
                 then active.days_since_last_purchase > {{ var('at_risk_no_rhythm_days') }}
@@ -122,14 +126,8 @@ flagged as (
     from active
     left join revenue
         on active.client_id = revenue.client_id
-    left join last_contacts
-        on active.client_id = last_contacts.client_id
-    left join latest_nps
-        on active.client_id = latest_nps.client_id
-    left join segments
-        on active.client_id = segments.client_id
-    left join {{ ref('dim_clients') }} as clients
-        on active.client_id = clients.client_id
+    left join contacts
+        on active.client_id = contacts.client_id
 
 )
 

@@ -2,6 +2,7 @@
 -- most revenue at risk first (documented in _reporting__models.yml).
 
 select
+    {{ as_of_date() }} as data_as_of_date,
     r.risk_rank,
     r.client_id,
     r.manager_id,
@@ -22,6 +23,5 @@ select
     r.revenue_at_risk,
     r.days_since_last_contact,
     r.latest_nps_score,
-    r.potential_revenue,
-    {{ as_of_date() }} as data_as_of_date
+    r.potential_revenue
 from {{ ref('at_risk_clients') }} as r
