@@ -17,7 +17,8 @@
       falls in (previous D, D] (lost_dates=true: read from int_purchase_days, so only for
       models downstream of it), a return whose revenue-recovered window ends in it
       (recovered_windows=true: from int_lost_episodes), a contact whose not-converted
-      window ends in it (contact_windows=true);
+      window ends in it (contact_windows=true), a client-day leaving or entering a window
+      of revenue before D (revenue_windows);
     - every client when D moved backwards (a re-run for an earlier date) or when the
       model is empty.
 
@@ -36,7 +37,10 @@
     - clients: stg_erp__clients, for CRM rows delivered since;
     - lost_dates: int_purchase_days, for lost dates reached in (previous D, D];
     - recovered_windows: int_lost_episodes, for revenue-recovered windows ending then;
-    - contact_windows: stg_crm__contacts, for not-converted windows ending then.
+    - contact_windows: stg_crm__contacts, for not-converted windows ending then;
+    - revenue_windows: a list of window lengths w in days (not a relation): the clients with
+      a client-day dated in (previous D - w, D - w], which a window (D - w, D] lost or a
+      window ending at D - w gained as D moved on.
 
     A client whose recomputation yields no row (e.g. a correction removed its only
     episode) must still lose its old rows: such models end with
@@ -46,7 +50,7 @@
 #}
 
 {% macro changed_clients(revenue, contacts=none, clients=none, lost_dates=none, recovered_windows=none,
-                         contact_windows=none) -%}
+                         contact_windows=none, revenue_windows=none) -%}
     {%- set lost_after = var('lost_after_days') | int -%}
     {%- if flag_var('adaptive_threshold_enabled') -%}
         {%- set threshold_low = [var('adaptive_min_days') | int, lost_after] | min -%}
@@ -124,6 +128,18 @@
             episodes.return_date between {{ previous_as_of }} - {{ recovered_window - 1 }} + 1
             and {{ as_of_date() }} - {{ recovered_window - 1 }}
     {% endif %}
+
+    {% for window_days in revenue_windows or [] %}
+        union
+
+        -- A client-day that left a window (D - w, D], or entered one ending at D - w, as D
+        -- moved from the previous D to this one.
+        select revenue.client_id
+        from {{ revenue }} as revenue
+        where
+            revenue.order_date > {{ previous_as_of }} - {{ window_days }}
+            and revenue.order_date <= {{ as_of_date() }} - {{ window_days }}
+    {% endfor %}
 
     {% if contact_windows is not none %}
         union

@@ -2,7 +2,11 @@
 -- D) with its own buying rhythm, its revenue trend, its last contact and answer, and two
 -- flags: overdue (quiet for longer than its rhythm allows) and declining (revenue well
 -- below the same period a year before). Ranked by the revenue at risk. Formulas in
--- docs/metrics.md ("Clients at risk") and _marts__models.yml.
+-- docs/metrics.md ("Clients at risk") and _at_risk_clients.yml.
+--
+-- Rebuilt whole each night (every figure moves with D), from per-client incremental
+-- inputs: the revenue windows (int_client_recent_revenue) and the latest contact
+-- (int_client_latest_contacts) are recomputed only for the clients they changed for.
 
 with last_purchase_days as (
 
@@ -54,40 +58,6 @@ active as (
 
 ),
 
-revenue as (
-
-    select
-        client_days.client_id,
-        sum(client_days.net_amount) filter (
-            where client_days.order_date > {{ as_of_date() }} - {{ var('at_risk_trend_window_days') }}
-        ) as revenue_recent,
-        sum(client_days.net_amount) filter (
-            where client_days.order_date between {{ as_of_date() }} - 365 - {{ var('at_risk_trend_window_days') }} + 1
-            and {{ as_of_date() }} - 365
-        ) as revenue_year_before,
-        sum(client_days.net_amount) filter (where client_days.order_date > {{ as_of_date() }} - 365) as revenue_12m
-    from {{ ref('int_client_days') }} as client_days
-    inner join active
-        on client_days.client_id = active.client_id
-    where client_days.order_date > {{ as_of_date() }} - 365 - {{ var('at_risk_trend_window_days') }}
-    group by client_days.client_id
-
-),
-
-contacts as (
-
-    -- The latest contact and the latest NPS answer, in one pass over the contacts.
-    select
-        client_id,
-        max(contact_date) as last_contact_date,
-        (
-            array_agg(nps_score order by contact_at desc, contact_id desc) filter (where nps_score is not null)
-        )[1] as latest_nps_score
-    from {{ ref('int_contacts') }}
-    group by client_id
-
-),
-
 flagged as (
 
     select
@@ -124,9 +94,9 @@ flagged as (
         -- how far the client has come towards its lost threshold, 0 (bought today) to 1
         round(cast(active.days_since_last_purchase as numeric) / active.threshold_days, 4) as risk_score
     from active
-    left join revenue
+    left join {{ ref('int_client_recent_revenue') }} as revenue
         on active.client_id = revenue.client_id
-    left join contacts
+    left join {{ ref('int_client_latest_contacts') }} as contacts
         on active.client_id = contacts.client_id
 
 )

@@ -44,31 +44,6 @@ contacts as (
 
 ),
 
-last_contacts as (
-
-    select distinct on (client_id)
-        client_id,
-        contact_date as last_contact_date,
-        manager_id as last_contact_manager_id,
-        channel as last_contact_channel,
-        outcome as last_contact_outcome
-    from contacts
-    order by client_id asc, contact_at desc, contact_id desc
-
-),
-
-latest_nps as (
-
-    select distinct on (client_id)
-        client_id,
-        nps_score as latest_nps_score,
-        contact_date as latest_nps_date
-    from contacts
-    where nps_score is not null
-    order by client_id asc, contact_at desc, contact_id desc
-
-),
-
 contacts_since_lost as (
 
     select
@@ -113,12 +88,12 @@ assembled as (
         coalesce(clients.potential_revenue, history.best_window_revenue) as potential_revenue,
         case when clients.potential_revenue is not null then 'crm' else 'history' end as potential_source,
         nullif(open_episodes.loss_reason, 'unknown') as latest_loss_reason,
-        latest_nps.latest_nps_score,
-        latest_nps.latest_nps_date,
-        last_contacts.last_contact_date,
-        last_contacts.last_contact_manager_id,
-        last_contacts.last_contact_channel,
-        last_contacts.last_contact_outcome,
+        latest_contacts.latest_nps_score,
+        latest_contacts.latest_nps_date,
+        latest_contacts.last_contact_date,
+        latest_contacts.last_contact_manager_id,
+        latest_contacts.last_contact_channel,
+        latest_contacts.last_contact_outcome,
         coalesce(contacts_since_lost.contacts_since_lost, 0) as contacts_since_lost,
         contacts_since_lost.client_id is not null as contacted_since_lost
     from open_episodes
@@ -126,10 +101,8 @@ assembled as (
         on open_episodes.client_id = history.client_id
     left join segment_before_loss
         on open_episodes.client_id = segment_before_loss.client_id
-    left join last_contacts
-        on open_episodes.client_id = last_contacts.client_id
-    left join latest_nps
-        on open_episodes.client_id = latest_nps.client_id
+    left join {{ ref('int_client_latest_contacts') }} as latest_contacts
+        on open_episodes.client_id = latest_contacts.client_id
     left join contacts_since_lost
         on open_episodes.client_id = contacts_since_lost.client_id
     left join {{ ref('dim_clients') }} as clients
