@@ -267,10 +267,12 @@ RAW_CORRUPTIONS = {
     # No new sales for ten days.
     "stale_data": (["delete from raw.sales_lines where order_date > date '2025-04-04' - 10"],
                    "sales_lines.fresh"),
-    "amount_sign_flipped": ([f"update raw.sales_lines set net_amount = -net_amount "
+    # (an update stamps _loaded_at, as the extract does: the row rules judge delivered rows)
+    "amount_sign_flipped": ([f"update raw.sales_lines set net_amount = -net_amount, _loaded_at = now() "
                              f"where line_id = {_some_line('quantity > 0')}"],
                             "sales_lines.amount_sign_matches_quantity"),
-    "unknown_status": ([f"update raw.sales_lines set status = 'lost' where line_id = {_some_line('true')}"],
+    "unknown_status": ([f"update raw.sales_lines set status = 'lost', _loaded_at = now() "
+                        f"where line_id = {_some_line('true')}"],
                        "sales_lines.status_known"),
 }
 
@@ -363,6 +365,31 @@ def test_raw_corruption_fails_the_raw_gate(corruption, wh):
     with pytest.raises(GateFailed, match=expected):
         result.raise_for_failure()
     assert reporting_snapshot(wh) == before
+
+
+def test_row_rules_judge_the_rows_delivered_since_the_last_passed_gate(wh):
+    sign = "sales_lines.amount_sign_matches_quantity"
+    (line,) = one(wh, f"select {_some_line('quantity > 0')}")
+    # The template's raw gate passed: the rows it judged are not read again. A change made
+    # outside the extract (which stamps _loaded_at on every row it writes) is no delivery.
+    execute(wh, f"update raw.sales_lines set net_amount = -net_amount where line_id = '{line}'")
+    assert run_gate(wh, "raw", AS_OF, None, "untouched").success
+    # Delivered again: judged, and judged again by the next run, since a failed run does
+    # not move the mark.
+    execute(wh, f"update raw.sales_lines set _loaded_at = now() where line_id = '{line}'")
+    for run in ("delivered", "still-failing"):
+        result = run_gate(wh, "raw", AS_OF, None, run)
+        assert sign in result.failed_blocking, result.message
+        assert [row["line_id"] for row in result.observed[sign]["rows"]] == [line]
+    # The correction is delivered: the gate passes, and its mark is where the next one starts.
+    execute(wh, f"update raw.sales_lines set net_amount = -net_amount, _loaded_at = now() where line_id = '{line}'")
+    passed = run_gate(wh, "raw", AS_OF, None, "corrected")
+    assert passed.success, passed.message
+    runs = one(wh, "select array_agg(success order by created_at), array_agg((observed->>'delivery_mark')"
+                   "::timestamptz order by created_at) from audit.validation_results where suite = 'raw'")
+    assert runs[0] == [True, True, False, False, True]
+    assert [mark is not None for mark in runs[1]] == runs[0]  # a failed run sets no mark
+    assert [mark for mark in runs[1] if mark] == sorted(mark for mark in runs[1] if mark)
 
 
 @pytest.mark.parametrize("corruption", sorted(KPI_CORRUPTIONS))

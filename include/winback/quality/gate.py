@@ -46,6 +46,10 @@ from winback.quality.suites import (
 log = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 20
+# observed[DELIVERY_MARK] of a raw gate run: see delivery_mark().
+DELIVERY_MARK = "delivery_mark"
+# Keys of observed that describe the run, not a check.
+RUN_FACTS = ("first_load", DELIVERY_MARK)
 STABLE_CHECK = "kpi_staging.unchanged_during_validation"
 
 
@@ -300,13 +304,24 @@ def run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None
 
 
 def run_context(conn: psycopg.Connection, as_of: dt.date) -> RunContext:
-    """Which entities raw holds any row of, and whether the earliest load that brought sales
-    lines is this as-of date's (a first load of history, see ``RunContext``)."""
+    """Which entities raw holds any row of, whether the earliest load that brought sales
+    lines is this as-of date's (a first load of history, see ``RunContext``), and since
+    when rows count as delivered after the last raw gate that passed (its delivery mark)."""
     delivered = frozenset(entity for entity in ENTITY_NAMES if conn.execute(
         sql.SQL("select exists (select from {})").format(sql.Identifier("raw", entity))).fetchone()[0])
     first = conn.execute("select min(logical_date) from audit.load_runs where entity = 'sales_lines'"
                          " and status = 'success' and rows_inserted > 0").fetchone()[0]
-    return RunContext(first_load=first == as_of, delivered=delivered)
+    since = conn.execute("select max((observed->>%s)::timestamptz) from audit.validation_results"
+                         " where suite = 'raw' and success", (DELIVERY_MARK,)).fetchone()[0]
+    return RunContext(first_load=first == as_of, delivered=delivered, delivered_since=since)
+
+
+def delivery_mark(conn: psycopg.Connection) -> dt.datetime:
+    """Where the next raw gate's delivery-scoped checks start when this one passes: now, or
+    the start of the earliest load still running (its rows, committed after this gate
+    looked, carry their transaction's start time, not less than the load's start)."""
+    return conn.execute("select least(now(), (select min(started_at) from audit.load_runs"
+                        " where status = 'running'))").fetchone()[0]
 
 
 def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None, run_id: str) -> GateResult:
@@ -324,6 +339,7 @@ def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | Non
             raise GateError(str(exc)) from None
         before = _staged_fingerprint(conn, quarter_start)
         present = _existing_relations(conn, definition)
+        mark = delivery_mark(conn) if suite == "raw" else None
 
     observed: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -420,6 +436,10 @@ def _run_gate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | Non
     evaluated = len(definition.checks)
     if context_of_run.first_load:
         observed["first_load"] = True  # the checks for a first load of history applied (quality/README.md)
+    if mark is not None and not failed_blocking and not waived_names:
+        # Only a clean pass moves the mark: rows a waiver let through are judged again by
+        # the next run (the waiver covers its own as-of date only), as before.
+        observed[DELIVERY_MARK] = mark
     result = GateResult(
         success=not failed_blocking, validation_id=validation_id, failed_blocking=failed_blocking,
         failed_warning=failed_warning, observed=_jsonable(observed), data_docs_path=data_docs, suite=suite,

@@ -15,12 +15,16 @@ the project's fields:
   a warning of its own (the suite's ``deliveries`` say which figures it limits);
 - ``load`` (optional): ``nightly`` or ``first_load``, for checks that hold only on one kind
   of run (a first load brings years of history at once; see :class:`RunContext`), and
-  ``first_load_severity`` for a check that only warns on a first load.
+  ``first_load_severity`` for a check that only warns on a first load;
+- ``scope`` (optional): ``delivery`` for a rule about single rows, which judges only the
+  rows delivered since the last raw gate that passed (its SQL keeps the rows with
+  ``_loaded_at >= ${delivered_since}``): a row that passed once is not read again every
+  night. Without a passed gate before it (a first load), every row.
 
 Strings may contain placeholders ``${name}``, filled per run from the suite's
 ``parameters`` (its thresholds) and the run's dates: ``as_of``, ``quarter_start``,
-``quarter_end``, ``last_closed_quarter`` (first day of the last quarter closed as of D)
-and ``last_closed_quarter_end``. Inside an ``unexpected_rows_query`` a value becomes a
+``quarter_end``, ``last_closed_quarter`` (first day of the last quarter closed as of D),
+``last_closed_quarter_end`` and ``delivered_since`` (see ``scope``). Inside an ``unexpected_rows_query`` a value becomes a
 SQL literal (``date '2025-03-31'``, ``0.05``, ``array['a', 'b']``); a kwarg that is
 exactly one placeholder gets the typed value; elsewhere it is shown as text. GX fills
 ``{batch}`` (the asset's table) itself, so SQL in a suite must not use other braces.
@@ -49,6 +53,9 @@ from winback.kpi_definition import KpiDefinition, KpiDefinitionError
 
 SEVERITIES = ("blocking", "warning")
 LOADS = ("nightly", "first_load")
+SCOPES = ("delivery",)
+# delivered_since when no raw gate passed before: every row.
+EVERY_ROW = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 ENTITY_NAMES = ("managers", "clients", "sales_lines", "contacts")
 SUITE_NAMES = ("raw", "kpi")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -95,10 +102,12 @@ class RunContext:
     """What a gate run checks, beyond its dates: which entities were ever delivered, and
     whether the sales lines came as a *first load* (the earliest load that brought sales
     lines is the one for this as-of date: years of history at once, ``winback run`` on an
-    export) rather than as a nightly delta."""
+    export) rather than as a nightly delta; and since when rows count as delivered after
+    the last passed raw gate (``delivered_since``; None: every row)."""
 
     first_load: bool = False
     delivered: frozenset[str] = frozenset(ENTITY_NAMES)
+    delivered_since: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -205,9 +214,13 @@ def _check_definition(name: str, definition: dict[str, Any]) -> None:
                     f"suite {name}: check {check} has severity {meta.get('severity')!r} "
                     f"(use one of {', '.join(SEVERITIES)})")
             if meta.get("load", "nightly") not in LOADS or meta.get("first_load_severity", "warning") \
-                    not in SEVERITIES or not set(meta.get("requires_delivered", [])) <= set(ENTITY_NAMES):
+                    not in SEVERITIES or not set(meta.get("requires_delivered", [])) <= set(ENTITY_NAMES) \
+                    or meta.get("scope", SCOPES[0]) not in SCOPES:
                 raise SuiteDefinitionError(f"suite {name}: check {check} has an unknown load, "
-                                           f"first_load_severity or requires_delivered")
+                                           f"first_load_severity, requires_delivered or scope")
+            if meta.get("scope") == "delivery" and "${delivered_since}" not in json.dumps(expectation["kwargs"]):
+                raise SuiteDefinitionError(f"suite {name}: check {check} has scope delivery but its SQL does not "
+                                           "keep the rows delivered since ${delivered_since}")
             if not expectation.get("type") or not isinstance(expectation.get("kwargs"), dict):
                 raise SuiteDefinitionError(f"suite {name}: check {check} lacks type or kwargs")
             for key in _SQL_KWARGS:
@@ -219,10 +232,12 @@ def _check_definition(name: str, definition: dict[str, Any]) -> None:
                         "a scalar or LATERAL subquery, a comma or UNION ALL instead")
 
 
-def run_values(as_of: dt.date, quarter_start: dt.date | None) -> dict[str, Any]:
+def run_values(as_of: dt.date, quarter_start: dt.date | None,
+               delivered_since: dt.datetime | None = None) -> dict[str, Any]:
     closed = last_closed_quarter(as_of)
     values: dict[str, Any] = {"as_of": as_of, "last_closed_quarter": closed,
-                              "last_closed_quarter_end": quarter_end(closed)}
+                              "last_closed_quarter_end": quarter_end(closed),
+                              "delivered_since": delivered_since or EVERY_ROW}
     if quarter_start is not None:
         values.update(quarter_start=quarter_start, quarter_end=quarter_end(quarter_start))
     return values
@@ -231,6 +246,8 @@ def run_values(as_of: dt.date, quarter_start: dt.date | None) -> dict[str, Any]:
 def _sql_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return f"timestamptz '{value.isoformat()}'"
     if isinstance(value, dt.date):
         return f"date '{value.isoformat()}'"
     if isinstance(value, int | float):
@@ -291,7 +308,7 @@ def load_suite(name: str, as_of: dt.date, quarter_start: dt.date | None = None,
     project's, :func:`winback.kpi_definition.load`)."""
     definition = _raw_definition(name, kpis)
     parameters = dict(definition.get("parameters") or {})
-    values = {**parameters, **run_values(as_of, quarter_start)}
+    values = {**parameters, **run_values(as_of, quarter_start, context.delivered_since if context else None)}
     assets = []
     for asset in definition["assets"]:
         checks = []
