@@ -51,14 +51,7 @@
 
 {% macro changed_clients(revenue, contacts=none, clients=none, lost_dates=none, recovered_windows=none,
                          contact_windows=none, revenue_windows=none) -%}
-    {%- set lost_after = var('lost_after_days') | int -%}
-    {%- if flag_var('adaptive_threshold_enabled') -%}
-        {%- set threshold_low = [var('adaptive_min_days') | int, lost_after] | min -%}
-        {%- set threshold_high = [var('adaptive_max_days') | int, lost_after] | max -%}
-    {%- else -%}
-        {%- set threshold_low = lost_after -%}
-        {%- set threshold_high = lost_after -%}
-    {%- endif -%}
+    {%- set threshold_low, threshold_high = lost_threshold_bounds() -%}
     {%- set recovered_window = var('revenue_recovered_window_days') | int -%}
     {%- set not_converted_window = var('not_converted_window_days') | int -%}
     {%- set since = last_build_mark('processed_through') -%}
@@ -160,6 +153,21 @@
     where
         {{ previous_as_of }} is null
         or {{ as_of_date() }} < {{ previous_as_of }}
+{%- endmacro %}
+
+
+{#
+    The least and the greatest lost threshold T any client can have, in days: L, or with
+    the adaptive rule on, also its clamp bounds (int_purchase_days).
+#}
+{% macro lost_threshold_bounds() -%}
+    {%- set lost_after = var('lost_after_days') | int -%}
+    {%- if flag_var('adaptive_threshold_enabled') -%}
+        {%- set low = [var('adaptive_min_days') | int, lost_after] | min -%}
+        {%- set high = [var('adaptive_max_days') | int, lost_after] | max -%}
+        {{- return([low, high]) -}}
+    {%- endif -%}
+    {{- return([lost_after, lost_after]) -}}
 {%- endmacro %}
 
 

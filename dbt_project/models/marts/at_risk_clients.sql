@@ -10,19 +10,19 @@
 
 with last_purchase_days as (
 
-    -- The client's last purchase day, found through its one-row history (int_purchase_days
-    -- holds every purchase day: sorting them all would cost the nightly run seconds).
+    -- Each client's last purchase day (the one without a next): only a day within the
+    -- greatest threshold before D can be an active client's, so the purchase_date index
+    -- narrows the search to those days.
     select
-        histories.client_id,
-        histories.last_purchase_date,
-        histories.purchase_days,
-        purchase_days.median_gap_days,
-        purchase_days.threshold_days
-    from {{ ref('int_client_histories') }} as histories
-    inner join {{ ref('int_purchase_days') }} as purchase_days
-        on
-            histories.client_id = purchase_days.client_id
-            and histories.last_purchase_date = purchase_days.purchase_date
+        client_id,
+        purchase_date as last_purchase_date,
+        purchase_day_number as purchase_days,
+        median_gap_days,
+        threshold_days
+    from {{ ref('int_purchase_days') }}
+    where
+        next_purchase_date is null
+        and purchase_date >= {{ as_of_date() }} - {{ lost_threshold_bounds()[1] }}
 
 ),
 
