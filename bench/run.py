@@ -32,6 +32,10 @@ SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
 EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
 # What the nightly marts DAG builds; the KPI models (tag kpi) are built by the quarterly DAG.
 MARTS_SELECTION = ["tag:staging", "tag:intermediate", "tag:marts"]
+# The full refreshes and the nights share one dbt target directory, as a deployment's runs
+# share the project's: a night re-uses the partial parse the run before it left (with a
+# target of its own, the first night parsed the whole project again: 1.8 s at L).
+MARTS_TARGET = "marts"
 
 
 class Bench:
@@ -105,7 +109,7 @@ class Bench:
         def full_refresh(i: int) -> dict[str, Any]:
             log(f"{name}: dbt run --full-refresh ({i + 1})")
             run = dbt_runs.dbt(["run", "--full-refresh", "--select", *MARTS_SELECTION], warehouse,
-                               self.as_of.isoformat(), target / "full")
+                               self.as_of.isoformat(), target / MARTS_TARGET)
             if run["error"]:
                 raise RuntimeError(f"dbt full refresh failed: {run['error']}")
             log(f"{name}: full refresh {run['wall']:.1f}s")
@@ -264,7 +268,7 @@ class Bench:
                                                                          dag_run_id="bench"))
             steps[f"extract {entity}"] = seconds
             rows[entity] = result.rows_read
-        run = dbt_runs.dbt(["run", "--select", *MARTS_SELECTION], warehouse, day.isoformat(), target / "nightly")
+        run = dbt_runs.dbt(["run", "--select", *MARTS_SELECTION], warehouse, day.isoformat(), target / MARTS_TARGET)
         if run["error"]:
             raise RuntimeError(f"nightly dbt run failed: {run['error']}")
         steps["dbt run"] = run["wall"]
