@@ -157,21 +157,6 @@
 
 
 {#
-    The least and the greatest lost threshold T any client can have, in days: L, or with
-    the adaptive rule on, also its clamp bounds (int_purchase_days).
-#}
-{% macro lost_threshold_bounds() -%}
-    {%- set lost_after = var('lost_after_days') | int -%}
-    {%- if flag_var('adaptive_threshold_enabled') -%}
-        {%- set low = [var('adaptive_min_days') | int, lost_after] | min -%}
-        {%- set high = [var('adaptive_max_days') | int, lost_after] | max -%}
-        {{- return([low, high]) -}}
-    {%- endif -%}
-    {{- return([lost_after, lost_after]) -}}
-{%- endmacro %}
-
-
-{#
     The maximum of a bookkeeping column (processed_through, computed_as_of) of this model's
     table (or the last quarter it holds), read before the model's SQL is compiled and
     inlined as a literal: the planner then knows how few rows lie beyond it and uses the

@@ -52,9 +52,11 @@ DBT_THREADS = 2
 # What each DAG builds (dbt selectors): the marts DAG the nightly models and the BI views
 # over them (a rebuild that drops a mart recreates its views in the same run); the quarterly
 # DAG the whole project for one as-of date, so KPI staging and the marts the gate reconciles
-# against describe the same day. bench/scheduler_runs.py builds the same selections.
+# against describe the same day, and the per-quarter analyses that change only when a
+# quarter's horizon ends (tag quarterly, e.g. the early-warning backtest).
+# bench/scheduler_runs.py builds the same selections.
 MARTS_SELECT = ["tag:staging", "tag:intermediate", "tag:marts", "tag:reporting"]
-QUARTERLY_SELECT = [*MARTS_SELECT, "tag:kpi"]
+QUARTERLY_SELECT = [*MARTS_SELECT, "tag:kpi", "tag:quarterly"]
 
 
 def project_config(settings: Settings) -> ProjectConfig:

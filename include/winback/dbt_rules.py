@@ -5,7 +5,7 @@ state its grain and its columns. The rules that a manifest can show:
 
 * ``marts_ref_staging``: a marts model reads staging only through an intermediate model;
 * ``upstream_ref``: no model reads a model of a later layer (staging, intermediate, marts,
-  kpi, reporting in that order): e.g. an intermediate model never reads a mart;
+  kpi or quarterly, reporting in that order): e.g. an intermediate model never reads a mart;
 * ``mart_view``: a mart is a table (or incremental): a view in marts only renames the model
   under it, and the mart's logic then lives elsewhere;
 * ``grain_test``: every model has a grain test (``unique`` on one column or
@@ -36,7 +36,7 @@ from winback.dbt import manifest_path
 
 MAX_PARENTS = 7
 # The layers in the order data flows through them: a model reads only its own layer or earlier ones.
-LAYER_ORDER = {"staging": 0, "intermediate": 1, "marts": 2, "kpi": 3, "reporting": 4}
+LAYER_ORDER = {"staging": 0, "intermediate": 1, "marts": 2, "kpi": 3, "quarterly": 3, "reporting": 4}
 GRAIN_TESTS = ("unique", "unique_combination_of_columns")
 
 _DEPENDS_ON = re.compile(r"--\s*depends_on\s*:", re.IGNORECASE)

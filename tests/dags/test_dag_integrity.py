@@ -145,7 +145,7 @@ def test_dbt_runs_as_one_build_with_a_task_per_model_and_per_models_tests(dagbag
     # A task for every model the DAG's selection names in the manifest (by its tags).
     manifest = json.loads(manifest_path().read_text())
     selected = {f"tag:{tag}" for tag in ("staging", "intermediate", "marts", "reporting")} | (
-        {"tag:kpi"} if dag_id == "winback_quarterly_kpis" else set())
+        {"tag:kpi", "tag:quarterly"} if dag_id == "winback_quarterly_kpis" else set())
     expected = {f"dbt.{node['name']}.run" for node in manifest["nodes"].values()
                 if node["resource_type"] == "model" and {f"tag:{t}" for t in node["tags"]} & selected}
     assert {t.task_id for t in models} == expected

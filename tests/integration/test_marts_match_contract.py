@@ -315,6 +315,11 @@ AT_RISK = Table("marts.at_risk_clients", ["client_id"],
                        "days_overdue", "days_since_last_contact", "is_overdue", "is_declining", "risk_rank"),
                 money=("revenue_recent", "revenue_year_before", "revenue_12m", "revenue_at_risk"),
                 rates=("typical_gap_days", "risk_score"))
+BACKTEST = Table("marts.fct_early_warning_backtest", ["quarter_start"],
+                 exact=("quarter_end", "flagged_as_of", "horizon_end", "active_clients", "flagged_clients",
+                        "lost_clients", "flagged_lost_clients"),
+                 money=("lost_revenue_12m", "flagged_lost_revenue_12m"),
+                 rates=("flag_precision", "flag_recall", "loss_rate", "flagged_revenue_share"))
 COHORTS = Table("marts.fct_cohort_return_rates (overall)", ["cohort_quarter", "dimension", "dimension_value"],
                 exact=("lost_episodes", "returned_within_90", "returned_within_180", "returned_within_365",
                        "window_closed_90", "window_closed_180", "window_closed_365"),
@@ -490,6 +495,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     }
     reference["migrations"] = contract.migrations(reference["segments"])
     reference["at_risk"] = contract.at_risk_clients(sales, contacts, as_of, params)
+    reference["backtest"] = contract.early_warning_backtest(sales, as_of, params)
     episodes = reference["episodes"]
     assert len(episodes) >= case.min_episodes  # the data really exercises the lost-client rules
     if case.min_episodes:
@@ -499,6 +505,9 @@ def test_marts_match_the_reference(warehouse_dsn, case):
         at_risk = reference["at_risk"]
         assert at_risk.is_overdue.any() and at_risk.is_declining.any()
         assert not (at_risk.is_overdue | at_risk.is_declining).all()
+        backtest = reference["backtest"]  # quarters judged, with hits and misses
+        assert len(backtest) >= 2 and (backtest.flagged_lost_clients > 0).any()
+        assert (backtest.flagged_lost_clients < backtest.lost_clients).any()
 
     problems += diff(EPISODES, episodes, read_relation(warehouse_dsn, "marts.fct_lost_episodes"))
     problems += diff(KPIS, reference["kpis"], read_relation(warehouse_dsn, "kpi_staging.kpi_quarterly"))
@@ -509,6 +518,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     problems += diff(MIGRATIONS, reference["migrations"],
                      read_relation(warehouse_dsn, "marts.fct_segment_migrations"))
     problems += diff(AT_RISK, reference["at_risk"], read_relation(warehouse_dsn, "marts.at_risk_clients"))
+    problems += diff(BACKTEST, reference["backtest"], read_relation(warehouse_dsn, "marts.fct_early_warning_backtest"))
     if problems:
         report = f"case {case.name} (D = {as_of}, vars {dbt_vars}):\n" + "\n".join(problems)
         print(report)

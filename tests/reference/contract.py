@@ -507,6 +507,43 @@ def at_risk_clients(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: A
     return pd.DataFrame(rows, columns=AT_RISK_COLUMNS)
 
 
+def early_warning_backtest(sales: pd.DataFrame, as_of: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per closed quarter whose horizon ended by D ("Backtest of the early-warning
+    list" in metrics.md): the list as of the eve of the quarter, from the data up to the
+    eve, against the lost dates in [quarter start, quarter start + horizon - 1]."""
+    params = resolve_params(params)
+    horizon = int(params["at_risk_backtest_horizon_days"])
+    ledger = Ledger(sales, as_of)
+    episodes = lost_episodes(sales, ledger.as_of, int(params["lost_after_days"]))
+    rows = []
+    for start, end in ledger.closed_quarters():
+        horizon_end = start + days(horizon - 1)
+        if horizon_end > ledger.as_of:
+            continue
+        listed = at_risk_clients(sales, None, start - days(1), params)
+        if listed.empty:
+            continue
+        in_horizon = (episodes.lost_date >= start) & (episodes.lost_date <= horizon_end)
+        lost = listed.client_id.isin(set(episodes.loc[in_horizon, "client_id"]))
+        flagged = listed.is_overdue | listed.is_declining
+        lost_revenue = sum(listed.loc[lost, "revenue_12m"], Decimal(0))
+        caught_revenue = sum(listed.loc[lost & flagged, "revenue_12m"], Decimal(0))
+        rows.append({
+            "quarter_start": start, "quarter_end": end, "flagged_as_of": start - days(1), "horizon_end": horizon_end,
+            "active_clients": len(listed), "flagged_clients": int(flagged.sum()), "lost_clients": int(lost.sum()),
+            "flagged_lost_clients": int((lost & flagged).sum()),
+            "flag_precision": round(rate(int((lost & flagged).sum()), int(flagged.sum())), 4),
+            "flag_recall": round(rate(int((lost & flagged).sum()), int(lost.sum())), 4),
+            "loss_rate": round(rate(int(lost.sum()), len(listed)), 4),
+            "lost_revenue_12m": lost_revenue, "flagged_lost_revenue_12m": caught_revenue,
+            "flagged_revenue_share": round(float(caught_revenue / lost_revenue), 4) if lost_revenue else None,
+        })
+    return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
+
+
+BACKTEST_COLUMNS = ["quarter_start", "quarter_end", "flagged_as_of", "horizon_end", "active_clients", "flagged_clients",
+                    "lost_clients", "flagged_lost_clients", "flag_precision", "flag_recall", "loss_rate",
+                    "lost_revenue_12m", "flagged_lost_revenue_12m", "flagged_revenue_share"]
 AT_RISK_COLUMNS = ["client_id", "last_purchase_date", "days_since_last_purchase", "purchase_days",
                    "typical_gap_days", "expected_next_purchase_date", "days_overdue", "revenue_recent",
                    "revenue_year_before", "revenue_12m", "days_since_last_contact", "is_overdue", "is_declining",

@@ -356,7 +356,8 @@ def test_the_predictions_check_their_input_too():
 
 def test_too_few_clients_have_no_finite_maximum_and_fit_says_so():
     few = simulate(CDNOW, 30, seed=0)
-    with pytest.raises(RuntimeError, match=r"no finite maximum \(b -> infinity\)"):
+    # (which parameters run off depends on the optimizer's path: b, or a and b)
+    with pytest.raises(RuntimeError, match=r"no finite maximum \([^)]*b -> infinity\)"):
         bgnbd.fit(*summary(few))
 
 

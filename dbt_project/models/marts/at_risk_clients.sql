@@ -83,14 +83,9 @@ flagged as (
         coalesce(revenue.revenue_12m, 0) as revenue_12m,
         {{ as_of_date() }} - contacts.last_contact_date as days_since_last_contact,
         contacts.latest_nps_score,
-        case
-            when active.median_gap_days is null
-                then active.days_since_last_purchase > {{ var('at_risk_no_rhythm_days') }}
-            else active.days_since_last_purchase > {{ var('at_risk_gap_factor') }} * active.median_gap_days
-        end as is_overdue,
-        coalesce(revenue.revenue_year_before, 0) > 0
-        and coalesce(revenue.revenue_recent, 0)
-        < (1 - {{ var('at_risk_decline_share') }}) * revenue.revenue_year_before as is_declining,
+        {{ at_risk_is_overdue('active.days_since_last_purchase', 'active.median_gap_days') }} as is_overdue,
+        {{ at_risk_is_declining('coalesce(revenue.revenue_recent, 0)', 'coalesce(revenue.revenue_year_before, 0)') }}
+            as is_declining,
         -- how far the client has come towards its lost threshold, 0 (bought today) to 1
         round(cast(active.days_since_last_purchase as numeric) / active.threshold_days, 4) as risk_score
     from active

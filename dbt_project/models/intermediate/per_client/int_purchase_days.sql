@@ -77,21 +77,7 @@ results as (
         sequenced.net_amount,
         sequenced.order_count,
         gaps.median_gap_days,
-        {% if flag_var('adaptive_threshold_enabled') %}
-            case
-                -- greatest() / least() skip nulls: a client without a gap must not get the minimum
-                when gaps.median_gap_days is null then {{ var('lost_after_days') }}
-                else cast(least(
-                        greatest(
-                            ceil({{ var('adaptive_k') }} * gaps.median_gap_days),
-                            {{ var('adaptive_min_days') }}
-                        ),
-                        {{ var('adaptive_max_days') }}
-                    ) as integer)
-            end
-        {% else %}
-            {{ var('lost_after_days') }}
-        {% endif %} as threshold_days,
+        {{ lost_threshold_days('gaps.median_gap_days') }} as threshold_days,
         {{ build_marks(ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')) }}
     from sequenced
     left join gaps
