@@ -53,7 +53,7 @@ Q1_2023, Q2_2023, Q3_2023 = dt.date(2023, 1, 1), dt.date(2023, 4, 1), dt.date(20
 Q1_2024, Q3_2024, Q4_2024, Q1_2025 = dt.date(2024, 1, 1), dt.date(2024, 7, 1), dt.date(2024, 10, 1), dt.date(2025, 1, 1)
 CLOSED = [dt.date(2023, m, 1) for m in (1, 4, 7, 10)] + [dt.date(2024, m, 1) for m in (1, 4, 7, 10)] + [Q1_2025]
 UNPUBLISHED = Q2_2023
-SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "winback", "not-converted", "quality"]
+SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "winback", "not-converted", "at-risk", "quality"]
 TILE_KPIS = ["active_clients_start", "new_clients", "lost_clients", "returned_clients", "churn_rate",
              "winback_rate", "revenue_lost_ttm", "revenue_recovered_90d"]
 LOST_Q1_2025 = {"C005": "M2", "C015": "M4", "C025": "M2", "C035": "M4", "C045": "M2"}
@@ -388,6 +388,25 @@ def test_cohort_curves_and_migration_heatmap(template, rendered):
     assert sum(cells.values()) == 50
 
 
+def test_early_warning_shows_the_list_now_and_the_backtest_to_the_quarter(template, rendered):
+    section = parse(rendered[Q1_2025]).one("section", data_section="at-risk")
+    listed = [tr.attrs["data-client-id"] for tr in section.all("tr", data_client_id=None)]
+    at_risk = rows(template["dsn"], "select client_id from reporting.clients_at_risk where is_at_risk "
+                                    "order by risk_rank")
+    assert listed and listed == [client for (client,) in at_risk][:15]
+    judged = rows(template["dsn"], "select quarter_start, flagged_clients, flagged_lost_clients, lost_clients "
+                                   "from marts.fct_early_warning_backtest where quarter_start <= %s "
+                                   "order by quarter_start", (Q1_2025,))
+    shown = {tr.attrs["data-quarter"]: [td.text() for td in tr.all("td")] for tr in section.all("tr", data_quarter=None)}
+    assert judged and list(shown) == [quarter.isoformat() for quarter, *_ in judged][-8:]
+    for quarter, flagged, caught, lost in judged[-8:]:  # precision and recall from the counts
+        cells = shown[quarter.isoformat()]
+        assert cells[5] == (f"{caught / flagged * 100:.1f} %" if flagged else "—")
+        assert cells[6] == (f"{caught / lost * 100:.1f} %" if lost else "—")
+    # The quarters after the report's are not in it.
+    assert all(quarter <= Q1_2025.isoformat() for quarter in shown)
+
+
 def test_contacted_not_converted(rendered):
     section = parse(rendered[Q1_2025]).one("section", data_section="not-converted")
     clients = {tr.attrs["data-client-id"]: [td.text() for td in tr.all("td")]
@@ -436,6 +455,7 @@ def test_first_quarter_renders_without_previous_quarter_losses_or_returns(render
         "winback": "No returns this quarter.",
         "loss_reason": "No lost or won-back clients with a loss reason this quarter.",
         "not-converted": "No contacted-but-not-converted clients this quarter.",
+        "backtest": "No quarter has a complete 180-day horizon yet.",
     }
     summary = page.one("ul", **{"class": "key-points"}).text()
     assert "No client became lost this quarter." in summary and "No returns this quarter." in summary
@@ -517,7 +537,7 @@ def test_a_dbt_rebuild_of_the_marts_rebuilds_the_bi_views(copy, tmp_path):
     # DAG's selection drops every one of them and builds them again, documented and granted.
     run_dbt(["build", "--full-refresh", "--select", *MARTS_DAG_SELECTION, "--target-path", target], copy,
             as_of=AS_OF.isoformat())
-    views = bi_views()
+    views = bi_views(nightly_only=True)
     assert {"reporting.lost_clients_top", "reporting.clients_at_risk"} <= set(views)
     assert rows(copy, "select v from unnest(%s::text[]) as v where to_regclass(v) is null", (list(views),)) == []
     for view in views:

@@ -26,6 +26,8 @@ from winback.kpi_definition import KpiDefinition
 TOP_LOST = 15
 TOP_NOT_CONVERTED = 15
 COHORTS_SHOWN = 6
+TOP_AT_RISK = 15
+BACKTEST_QUARTERS_SHOWN = 8
 ABC_XYZ_CLASSES = ("AX", "AY", "AZ", "BX", "BY", "BZ", "CX", "CY", "CZ", "N")
 ABC_CLASSES = ("A", "B", "C", "N")
 
@@ -38,11 +40,14 @@ class BiViewsMissing(ReportError):
     """A BI view the report reads does not exist (dbt has not built it yet)."""
 
 
-def bi_views() -> tuple[str, ...]:
-    """The BI views: one dbt model per SQL file of ``dbt_project/models/reporting``, each a
-    view of the same name in schema ``reporting``, e.g. ``reporting.lost_clients_top``."""
-    folder = get_settings().dbt_project_dir / "models" / "reporting"
-    return tuple(f"reporting.{path.stem}" for path in sorted(folder.glob("*.sql")))
+def bi_views(nightly_only: bool = False) -> tuple[str, ...]:
+    """The BI views: one dbt model per SQL file of ``dbt_project/models/reporting`` (built
+    with the marts every night) and of ``models/quarterly/reporting`` (built by the
+    quarterly DAG; left out with ``nightly_only``), each a view of the same name in schema
+    ``reporting``, e.g. ``reporting.lost_clients_top``."""
+    models = get_settings().dbt_project_dir / "models"
+    folders = [models / "reporting"] + ([] if nightly_only else [models / "quarterly" / "reporting"])
+    return tuple(sorted(f"reporting.{path.stem}" for folder in folders for path in folder.glob("*.sql")))
 
 
 def check_quarter(quarter_start: dt.date | str) -> dt.date:
@@ -82,6 +87,9 @@ class ReportData:
     not_converted: list[dict[str, Any]]
     not_converted_summary: dict[str, Any]
     details_as_of: dt.date | None
+    at_risk_top: list[dict[str, Any]] = field(default_factory=list)      # the early-warning list now (as of D)
+    at_risk_summary: dict[str, Any] = field(default_factory=dict)
+    backtest: list[dict[str, Any]] = field(default_factory=list)         # judged quarters <= the report's
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -196,6 +204,19 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
                                        "as contacts_judged from reporting.contacts_not_converted "
                                        "where quarter_start = %s", (quarter_start,))
     details_as_of = _one(conn, "select max(data_as_of_date) as d from reporting.segment_migration")["d"]
+    at_risk_top = _all(conn, "select risk_rank, client_id, manager_id, segment, is_overdue, is_declining, "
+                             "last_purchase_date, days_since_last_purchase, usual_days_between_purchases, "
+                             "revenue_last_12_months, revenue_at_risk, days_since_last_contact, data_as_of_date "
+                             "from reporting.clients_at_risk where is_at_risk order by risk_rank limit %s",
+                       (TOP_AT_RISK,))
+    at_risk_summary = _one(conn, "select count(*) filter (where is_at_risk) as at_risk, count(*) as active, "
+                                 "coalesce(sum(revenue_at_risk) filter (where is_at_risk), 0) as revenue_at_risk, "
+                                 "max(data_as_of_date) as as_of from reporting.clients_at_risk")
+    backtest = _all(conn, "select * from (select quarter_label, quarter_start, flagged_as_of, horizon_end, "
+                          "active_clients, flagged_clients, lost_clients, flagged_lost_clients, flag_precision, "
+                          "flag_recall, loss_rate, flagged_revenue_share from reporting.early_warning_backtest "
+                          "where quarter_start <= %s order by quarter_start desc limit %s) as recent "
+                          "order by quarter_start", (quarter_start, BACKTEST_QUARTERS_SHOWN))
 
     return ReportData(
         quarter_start=quarter_start, definition=definition, kpi=kpi, history=history,
@@ -204,4 +225,5 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
         publication=publication, versions=versions, gate=gate, gate_note=gate_note, breakdown=breakdown,
         migration=migration, manager_moves=manager_moves, cohorts=cohorts, lost_top=lost_top,
         lost_total=lost_total, winback_by_manager=winback_by_manager, winback_by_channel=winback_by_channel,
-        not_converted=not_converted, not_converted_summary=not_converted_summary, details_as_of=details_as_of)
+        not_converted=not_converted, not_converted_summary=not_converted_summary, details_as_of=details_as_of,
+        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest)

@@ -1,5 +1,3 @@
-{{ config(materialized='view', schema='reporting', persist_docs={'relation': true, 'columns': true}) }}
-
 -- BI view of the early-warning list's backtest, one row per judged quarter (newest first).
 
 select
