@@ -304,7 +304,7 @@ EPISODES = Table("marts.fct_lost_episodes", ["client_id", "episode_number"],
 KPIS = Table("kpi_staging.kpi_quarterly", ["quarter_start"],
              exact=("active_clients_start", "new_clients", "lost_clients", "returned_clients", "lost_pool_start",
                     "is_window_complete", "as_of_date"),
-             money=("revenue_lost_ttm", "revenue_recovered_90d"),
+             money=("revenue_lost_ttm", "revenue_recovered_90d", "gross_margin_lost_ttm", "gross_margin_recovered_90d"),
              rates=("churn_rate", "winback_rate", "median_days_to_return", "lost_contacted_share"))
 SEGMENTS = Table("marts.fct_client_segments", ["client_id", "quarter_end"],
                  exact=("abc_class", "xyz_class", "abc_xyz_class"), money=("window_revenue",))

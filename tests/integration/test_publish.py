@@ -24,27 +24,34 @@ pytestmark = pytest.mark.integration
 AS_OF = dt.date(2025, 4, 5)
 Q3, Q4, Q1, Q2 = dt.date(2024, 7, 1), dt.date(2024, 10, 1), dt.date(2025, 1, 1), dt.date(2025, 4, 1)
 KPI_NAMES = ["active_clients_start", "new_clients", "lost_clients", "returned_clients", "lost_pool_start",
-             "churn_rate", "winback_rate", "revenue_lost_ttm", "revenue_recovered_90d", "is_window_complete",
-             "median_days_to_return", "lost_contacted_share"]
+             "churn_rate", "winback_rate", "revenue_lost_ttm", "revenue_recovered_90d", "gross_margin_lost_ttm",
+             "gross_margin_recovered_90d", "is_window_complete", "median_days_to_return", "lost_contacted_share"]
 KPI_DDL = """active_clients_start bigint, new_clients bigint, lost_clients bigint, returned_clients bigint,
     lost_pool_start bigint, churn_rate double precision, winback_rate double precision, revenue_lost_ttm numeric,
-    revenue_recovered_90d numeric, is_window_complete boolean, median_days_to_return double precision,
+    revenue_recovered_90d numeric, gross_margin_lost_ttm numeric, gross_margin_recovered_90d numeric,
+    is_window_complete boolean, median_days_to_return double precision,
     lost_contacted_share double precision, as_of_date date"""
 
-# Hand-written KPI figures (company rows), consistent with the contract's ratios.
+D = Decimal
+# Hand-written KPI figures (company rows), consistent with the contract's ratios (margins: 40 %
+# of the revenues, so the managers' rows add up).
 FIGURES = {
-    Q3: (41, 4, 1, 3, 5, 1 / 41, 0.5, Decimal("2500.00"), Decimal("900.10"), True, 60.0, 0.0),
-    Q4: (40, 3, 4, 2, 6, 0.1, 0.2, Decimal("12000.50"), Decimal("3100.00"), True, 75.0, 0.5),
-    Q1: (39, 2, 2, 1, 8, 2 / 39, 0.1, Decimal("5400.25"), Decimal("800.00"), False, 120.0, 1.0),
+    Q3: (41, 4, 1, 3, 5, 1 / 41, 0.5, D("2500.00"), D("900.10"), D("1000.00"), D("360.04"), True, 60.0, 0.0),
+    Q4: (40, 3, 4, 2, 6, 0.1, 0.2, D("12000.50"), D("3100.00"), D("4800.20"), D("1240.00"), True, 75.0, 0.5),
+    Q1: (39, 2, 2, 1, 8, 2 / 39, 0.1, D("5400.25"), D("800.00"), D("2160.10"), D("320.00"), False, 120.0, 1.0),
 }
 # Breakdown by manager (the two managers add up to the company row) and loss reason.
 BREAKDOWN = {
-    Q4: [("manager", "M1", (25, 2, 3, 1, 4, 0.12, 1 / 7, Decimal("9000.50"), Decimal("1000.00"), True, 70.0, 2 / 3)),
-         ("manager", "M2", (15, 1, 1, 1, 2, 1 / 15, 1 / 3, Decimal("3000.00"), Decimal("2100.00"), True, 80.0, 0.0)),
-         ("loss_reason", "price", (None, None, 4, 2, 6, None, 0.2, Decimal("12000.50"), Decimal("3100.00"), True,
-                                   75.0, 0.5))],
-    Q1: [("manager", "M1", (20, 1, 1, 1, 5, 0.05, 1 / 6, Decimal("2400.25"), Decimal("800.00"), False, 120.0, 1.0)),
-         ("manager", "M2", (19, 1, 1, 0, 3, 1 / 19, 0.0, Decimal("3000.00"), Decimal("0"), True, None, 1.0))],
+    Q4: [("manager", "M1", (25, 2, 3, 1, 4, 0.12, 1 / 7, D("9000.50"), D("1000.00"), D("3600.20"), D("400.00"),
+                            True, 70.0, 2 / 3)),
+         ("manager", "M2", (15, 1, 1, 1, 2, 1 / 15, 1 / 3, D("3000.00"), D("2100.00"), D("1200.00"), D("840.00"),
+                            True, 80.0, 0.0)),
+         ("loss_reason", "price", (None, None, 4, 2, 6, None, 0.2, D("12000.50"), D("3100.00"), D("4800.20"),
+                                   D("1240.00"), True, 75.0, 0.5))],
+    Q1: [("manager", "M1", (20, 1, 1, 1, 5, 0.05, 1 / 6, D("2400.25"), D("800.00"), D("960.10"), D("320.00"),
+                            False, 120.0, 1.0)),
+         ("manager", "M2", (19, 1, 1, 0, 3, 1 / 19, 0.0, D("3000.00"), D("0"), D("1200.00"), D("0.00"),
+                            True, None, 1.0))],
 }
 
 

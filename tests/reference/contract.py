@@ -69,6 +69,8 @@ KPI_COLUMNS = [
     "winback_rate",
     "revenue_lost_ttm",
     "revenue_recovered_90d",
+    "gross_margin_lost_ttm",
+    "gross_margin_recovered_90d",
     "is_window_complete",
     "median_days_to_return",
     "lost_contacted_share",
@@ -154,6 +156,8 @@ class Ledger:
     def __init__(self, sales: pd.DataFrame, as_of: Any):
         self.as_of = as_of_date = as_date(as_of)
         self.daily: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        # Gross margin per client-day: net revenue - cost (a line without a cost counts 0).
+        self.margin_daily: dict[str, dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for row in sales.itertuples(index=False):
             status = getattr(row, "status", None)
             if isinstance(status, str) and status == "cancelled":
@@ -162,6 +166,9 @@ class Ledger:
             if day > as_of_date:
                 continue  # nothing after D is used
             self.daily[str(row.client_id)][day] += money(row.net_amount)
+            cost = getattr(row, "cost_amount", None)
+            self.margin_daily[str(row.client_id)][day] += money(row.net_amount) - (
+                Decimal(0) if cost is None or pd.isna(cost) else money(cost))
         # Every client with at least one non-cancelled line <= D (even if its day nets to <= 0).
         self.clients = sorted(self.daily)
         self.first_line_day = {client: min(by_day) for client, by_day in self.daily.items()}
@@ -175,6 +182,13 @@ class Ledger:
         last = min(last, self.as_of)
         return sum(
             (amount for day, amount in self.daily.get(client, {}).items() if first <= day <= last), Decimal(0)
+        )
+
+    def margin(self, client: str, first: dt.date, last: dt.date) -> Decimal:
+        """Gross margin of a client with order_date in [first, last] (and <= D)."""
+        last = min(last, self.as_of)
+        return sum(
+            (amount for day, amount in self.margin_daily.get(client, {}).items() if first <= day <= last), Decimal(0)
         )
 
     def is_lost_on(self, client: str, day: dt.date, lost_after_days: int) -> bool:
@@ -305,6 +319,12 @@ def quarterly_kpis(
             (ledger.net(e["client_id"], e["return_date"], e["return_date"] + days(recovered_window - 1)) for e in returns),
             Decimal(0),
         )
+        margin_lost = sum(
+            (ledger.margin(e["client_id"], e["lost_date"] - days(lost_window), e["lost_date"] - days(1))
+             for e in starting), Decimal(0))
+        margin_recovered = sum(
+            (ledger.margin(e["client_id"], e["return_date"], e["return_date"] + days(recovered_window - 1))
+             for e in returns), Decimal(0))
         window_complete = all(e["return_date"] + days(recovered_window - 1) <= as_of_day for e in returns)
         median_days = statistics.median(e["days_to_return"] for e in returns) if returns else float("nan")
         contacted = sum(
@@ -322,6 +342,8 @@ def quarterly_kpis(
             "winback_rate": rate(len(returns), lost_pool + len(starting)),
             "revenue_lost_ttm": revenue_lost,
             "revenue_recovered_90d": revenue_recovered,
+            "gross_margin_lost_ttm": margin_lost,
+            "gross_margin_recovered_90d": margin_recovered,
             "is_window_complete": window_complete,
             "median_days_to_return": float(median_days),
             # Unknown (null), not 0, while no contact log was ever delivered (docs/metrics.md).

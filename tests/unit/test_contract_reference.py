@@ -167,16 +167,17 @@ KPI_CONTACTS = contacts(
 )
 NAN = float("nan")
 # quarter_start, active_start, new, lost, returned, pool_start, churn, winback,
-# revenue_lost_ttm, revenue_recovered_90d, is_window_complete, median_days, contacted_share
+# revenue_lost_ttm, revenue_recovered_90d, gross_margin_lost_ttm, gross_margin_recovered_90d,
+# is_window_complete, median_days, contacted_share (no line has a cost: margin = revenue)
 KPI_EXPECTED = [
-    (D(2023, 1, 1), 0, 2, 0, 0, 0, NAN, NAN, Decimal("0"), Decimal("0"), True, NAN, NAN),
-    (D(2023, 4, 1), 2, 0, 0, 0, 0, 0.0, NAN, Decimal("0"), Decimal("0"), True, NAN, NAN),
-    (D(2023, 7, 1), 2, 0, 2, 0, 0, 1.0, 0.0, Decimal("1150.00"), Decimal("0"), True, NAN, 0.5),
-    (D(2023, 10, 1), 0, 0, 0, 0, 2, NAN, 0.0, Decimal("0"), Decimal("0"), True, NAN, NAN),
-    (D(2024, 1, 1), 0, 0, 0, 1, 2, NAN, 0.5, Decimal("0"), Decimal("200.00"), True, 204.0, NAN),
-    (D(2024, 4, 1), 1, 1, 0, 0, 1, 0.0, 0.0, Decimal("0"), Decimal("0"), True, NAN, NAN),
-    (D(2024, 7, 1), 2, 0, 2, 0, 1, 1.0, 0.0, Decimal("450.00"), Decimal("0"), True, NAN, 0.5),
-    (D(2024, 10, 1), 0, 0, 0, 0, 3, NAN, 0.0, Decimal("0"), Decimal("0"), True, NAN, NAN),
+    (D(2023, 1, 1), 0, 2, 0, 0, 0, NAN, NAN, Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), True, NAN, NAN),
+    (D(2023, 4, 1), 2, 0, 0, 0, 0, 0.0, NAN, Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), True, NAN, NAN),
+    (D(2023, 7, 1), 2, 0, 2, 0, 0, 1.0, 0.0, Decimal("1150.00"), Decimal("0"), Decimal("1150.00"), Decimal("0"), True, NAN, 0.5),
+    (D(2023, 10, 1), 0, 0, 0, 0, 2, NAN, 0.0, Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), True, NAN, NAN),
+    (D(2024, 1, 1), 0, 0, 0, 1, 2, NAN, 0.5, Decimal("0"), Decimal("200.00"), Decimal("0"), Decimal("200.00"), True, 204.0, NAN),
+    (D(2024, 4, 1), 1, 1, 0, 0, 1, 0.0, 0.0, Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), True, NAN, NAN),
+    (D(2024, 7, 1), 2, 0, 2, 0, 1, 1.0, 0.0, Decimal("450.00"), Decimal("0"), Decimal("450.00"), Decimal("0"), True, NAN, 0.5),
+    (D(2024, 10, 1), 0, 0, 0, 0, 3, NAN, 0.0, Decimal("0"), Decimal("0"), Decimal("0"), Decimal("0"), True, NAN, NAN),
 ]
 
 
@@ -240,6 +241,17 @@ def test_revenue_windows_include_both_ends_exactly():
     assert bool(return_quarter["is_window_complete"]) is True  # 2023-11-15 + 89 = 2024-02-12 <= D
     assert return_quarter["median_days_to_return"] == 136.0
     assert return_quarter["winback_rate"] == 1.0  # 1 / (pool 1 + lost 0)
+
+
+def test_margin_lost_and_recovered_take_the_cost_off_and_count_a_line_without_cost_as_zero():
+    frame = WINDOW_SALES.assign(cost_amount=[Decimal("0.50"), Decimal("1.00"), None, Decimal("3.00"),
+                                             Decimal("-0.20"), Decimal("30.00"), Decimal("45.00"), None,
+                                             Decimal("600.00")])
+    result = contract.quarterly_kpis(frame, None, D(2024, 6, 30), PARAMS)
+    # lost 2023-07-02: 2.00 - 1.00 + 4.00 - 0 + 8.00 - 3.00 (2022-07-01 is outside the window)
+    assert kpi_row(result, D(2023, 7, 1))["gross_margin_lost_ttm"] == Decimal("10.00")
+    # back 2023-11-15: 40 - 30 + 60 - 45 + 7 - 0 (2024-02-13 is outside the 90 days)
+    assert kpi_row(result, D(2023, 10, 1))["gross_margin_recovered_90d"] == Decimal("32.00")
 
 
 def test_recovered_revenue_uses_only_days_up_to_d_and_flags_the_open_window():

@@ -15,6 +15,8 @@ select
     kpis.winback_rate,
     coalesce(kpis.revenue_lost_ttm, 0) as revenue_lost_ttm,
     coalesce(kpis.revenue_recovered_90d, 0) as revenue_recovered_90d,
+    coalesce(kpis.gross_margin_lost_ttm, 0) as gross_margin_lost_ttm,
+    coalesce(kpis.gross_margin_recovered_90d, 0) as gross_margin_recovered_90d,
     coalesce(kpis.is_window_complete, true) as is_window_complete,
     kpis.median_days_to_return,
     kpis.lost_contacted_share,

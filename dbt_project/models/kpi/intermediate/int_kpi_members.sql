@@ -134,6 +134,8 @@ select
     episode_members.loss_reason,
     episode_members.revenue_lost_ttm,
     episode_members.revenue_recovered_90d,
+    episode_members.gross_margin_lost_ttm,
+    episode_members.gross_margin_recovered_90d,
     episode_members.recovered_window_complete,
     episode_members.days_to_return,
     episode_members.is_contacted_after_loss
@@ -153,6 +155,8 @@ select
     cast(null as text) as loss_reason,
     cast(null as numeric) as revenue_lost_ttm,
     cast(null as numeric) as revenue_recovered_90d,
+    cast(null as numeric) as gross_margin_lost_ttm,
+    cast(null as numeric) as gross_margin_recovered_90d,
     cast(null as boolean) as recovered_window_complete,
     cast(null as integer) as days_to_return,
     cast(null as boolean) as is_contacted_after_loss

@@ -55,6 +55,10 @@ aggregated as (
         coalesce(
             sum(revenue_recovered_90d) filter (where member_type = 'returned'), 0
         ) as revenue_recovered_90d,
+        coalesce(sum(gross_margin_lost_ttm) filter (where member_type = 'lost'), 0) as gross_margin_lost_ttm,
+        coalesce(
+            sum(gross_margin_recovered_90d) filter (where member_type = 'returned'), 0
+        ) as gross_margin_recovered_90d,
         coalesce(
             bool_and(recovered_window_complete) filter (where member_type = 'returned'), true
         ) as is_window_complete,
@@ -79,6 +83,8 @@ applicable as (
         lost_pool_start,
         revenue_lost_ttm,
         revenue_recovered_90d,
+        gross_margin_lost_ttm,
+        gross_margin_recovered_90d,
         is_window_complete,
         median_days_to_return,
         lost_contacted
@@ -99,6 +105,8 @@ select
     cast(returned_clients as double precision) / nullif(lost_pool_start + lost_clients, 0) as winback_rate,
     revenue_lost_ttm,
     revenue_recovered_90d,
+    gross_margin_lost_ttm,
+    gross_margin_recovered_90d,
     is_window_complete,
     median_days_to_return,
     case

@@ -2,8 +2,9 @@
 --
 -- revenue_lost_ttm / gross_margin_lost_ttm: net revenue / net - cost with order_date in
 --   [lost_date - revenue_lost_window_days, lost_date - 1].
--- revenue_recovered_90d: net revenue in [return_date, return_date + recovered window - 1]
---   (days <= D only); recovered_window_complete: that window has ended by D.
+-- revenue_recovered_90d / gross_margin_recovered_90d: net revenue / net - cost in
+--   [return_date, return_date + recovered window - 1] (days <= D only);
+--   recovered_window_complete: that window has ended by D.
 -- is_contacted_after_loss: a contact with contact_date in
 --   [lost_date, lost_date + contact_after_loss_days].
 -- Dimensions (the KPI breakdown and the cohort return rates use them):
@@ -95,7 +96,8 @@ recovered_revenue as (
     select
         episodes.client_id,
         episodes.episode_number,
-        coalesce(sum(client_days.net_amount), 0) as revenue_recovered_90d
+        coalesce(sum(client_days.net_amount), 0) as revenue_recovered_90d,
+        coalesce(sum(client_days.gross_margin), 0) as gross_margin_recovered_90d
     from episodes
     left join client_days
         on
@@ -167,6 +169,7 @@ results as (
         lost_revenue.revenue_lost_ttm,
         lost_revenue.gross_margin_lost_ttm,
         recovered_revenue.revenue_recovered_90d,
+        recovered_revenue.gross_margin_recovered_90d,
         episodes.return_date + {{ var('revenue_recovered_window_days') }} - 1
         <= {{ as_of_date() }} as recovered_window_complete,
         contacted.client_id is not null as is_contacted_after_loss,
