@@ -88,8 +88,12 @@ def test_a_1990s_history_runs_end_to_end_and_publishes_its_closed_quarters(old_e
     expected = _quarters(first_order, dt.date(1998, 10, 1))
     assert published == expected and as_of_dates == {AS_OF}
     # No contact log was delivered: whether the lost were contacted is unknown, and says so.
-    report = (tmp_path / "home" / "output" / "reports" / "winback-report-1998-Q4-v1.html").read_text()
+    reports = tmp_path / "home" / "output" / "reports"
+    report = (reports / "winback-report-1998-Q4-v1.html").read_text()
     assert 'data-note="lost_contacted_share"' in report and "no contact log delivered" in report
+    # An HTML report per published quarter; a PDF (when an engine is there) of the latest only.
+    assert len(list(reports.glob("*.html"))) == len(expected)
+    assert {path.name for path in reports.glob("*.pdf")} <= {"winback-report-1998-Q4-v1.pdf"}
 
 
 def test_a_dag_run_that_runs_no_task_is_an_error_naming_the_dag_and_date(cli_env, tmp_path):
