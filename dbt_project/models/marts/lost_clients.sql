@@ -86,6 +86,11 @@ assembled as (
         clients.potential_revenue as crm_potential_revenue,
         history.best_window_revenue as best_365d_revenue,
         coalesce(clients.potential_revenue, history.best_window_revenue) as potential_revenue,
+        -- the potential at the client's own lifetime margin share (empty without revenue)
+        round(
+            coalesce(clients.potential_revenue, history.best_window_revenue)
+            * history.lifetime_gross_margin / nullif(history.lifetime_net_revenue, 0), 2
+        ) as potential_margin,
         case when clients.potential_revenue is not null then 'crm' else 'history' end as potential_source,
         nullif(open_episodes.loss_reason, 'unknown') as latest_loss_reason,
         latest_contacts.latest_nps_score,
@@ -137,9 +142,14 @@ indexed as (
 
 prioritised as (
 
+    -- winback_priority_basis: the potential revenue, or the potential margin
     select
         *,
-        round(greatest(coalesce(potential_revenue, 0), 0) * loyalty_index / 10, 2) as winback_priority
+        round(
+            greatest(coalesce(
+                {{ 'potential_margin' if var('winback_priority_basis') == 'margin' else 'potential_revenue' }}, 0
+            ), 0) * loyalty_index / 10, 2
+        ) as winback_priority
     from indexed
 
 )
@@ -170,6 +180,7 @@ select
     crm_potential_revenue,
     best_365d_revenue,
     potential_revenue,
+    potential_margin,
     potential_source,
     latest_loss_reason,
     latest_nps_score,
@@ -190,5 +201,9 @@ select
         order by winback_eligible desc, winback_priority desc, client_id asc
     ) as winback_rank,
     winback_eligible,
+    -- the same list ranked by what it lost (the method's "by revenue, by purchases, by profit")
+    row_number() over (order by net_revenue_365d_before_lost desc, client_id asc) as revenue_rank,
+    row_number() over (order by purchase_days desc, orders desc, client_id asc) as purchase_rank,
+    row_number() over (order by gross_margin_365d_before_lost desc, client_id asc) as margin_rank,
     {{ as_of_date() }} as as_of_date
 from prioritised
