@@ -68,6 +68,9 @@ def cents(value: int) -> Decimal:
     return Decimal(value) / 100
 
 
+COST_SHARES = [Decimal("0.3"), Decimal("0.4"), Decimal("0.5"), Decimal("0.6"), Decimal("0.7"), Decimal("0.8")]
+
+
 def generate(shape: Shape) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     """(sales lines, contacts, clients) for one shape, deterministic for its seed."""
     rng = random.Random(shape.seed)
@@ -77,7 +80,9 @@ def generate(shape: Shape) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
         lines.append({
             "line_id": f"{order}-{len(lines)}", "order_id": order, "client_id": client, "order_date": day,
             "quantity": Decimal(1 if amount >= 0 else -1), "net_amount": amount,
-            "cost_amount": (abs(amount) * Decimal("0.6")).quantize(Decimal("0.01")) * (1 if amount >= 0 else -1),
+            # a cost share of 30-80 % that differs by client, so margins do not rank as revenues do
+            "cost_amount": (abs(amount) * COST_SHARES[sum(map(ord, client)) % len(COST_SHARES)]).quantize(
+                Decimal("0.01")) * (1 if amount >= 0 else -1),
             "product_id": f"P{rng.randrange(30)}", "channel": rng.choice(CHANNELS), "status": status,
         })
 
@@ -447,7 +452,7 @@ CASES = [
     Case("heavy_churn_other_vars", lambda: generate(SHAPES[2]), SHAPES[2].as_of,
          (("lost_after_days", 120), ("abc_a_share", 0.7), ("abc_b_share", 0.9), ("xyz_x_max_cv", 0.25),
           ("xyz_y_max_cv", 0.8), ("revenue_lost_window_days", 180), ("revenue_recovered_window_days", 60),
-          ("contact_after_loss_days", 14)), min_episodes=5, generated=True),
+          ("contact_after_loss_days", 14), ("abc_basis", "gross_margin")), min_episodes=5, generated=True),
 ]
 
 

@@ -407,7 +407,9 @@ def segments(sales: pd.DataFrame, as_of: Any, params: dict[str, Any] | None = No
         window_first, window_last = segment_window(end)
         clients = [c for c in ledger.clients if ledger.first_line_day[c] <= end]
         revenue = {c: ledger.net(c, window_first, window_last) for c in clients}
-        abc = abc_classes(revenue, params["abc_a_share"], params["abc_b_share"])
+        measure = revenue if params["abc_basis"] != "gross_margin" else {
+            c: ledger.margin(c, window_first, window_last) for c in clients}
+        abc = abc_classes(measure, params["abc_a_share"], params["abc_b_share"])
         for client in clients:
             if abc[client] == NO_CLASS:
                 xyz = NO_CLASS

@@ -2,10 +2,11 @@
 -- clients with at least one non-cancelled line dated <= E.
 --
 -- Window: the four calendar quarters ending with E's quarter (12 months).
--- ABC, among clients with window revenue > 0, ordered by revenue desc then client_id:
---   revenue_before = revenue of the clients ranked before; A if revenue_before <
---   abc_a_share x total, B if < abc_b_share x total, else C (exact numeric comparisons,
---   the same as share_before < 0.80). Window revenue <= 0: N.
+-- ABC on the window's net revenue, or with var abc_basis = gross_margin on its gross
+--   margin (the measure): among clients with a measure > 0, ordered by it desc then
+--   client_id: revenue_before = the measure of the clients ranked before; A if
+--   revenue_before < abc_a_share x total, B if < abc_b_share x total, else C (exact
+--   numeric comparisons, the same as share_before < 0.80). A measure <= 0: N.
 -- XYZ for classed clients, over the 12 monthly net revenues (months without sales are 0):
 --   CV = population sd / mean; X if CV <= xyz_x_max_cv, Y if <= xyz_y_max_cv, else Z.
 --   Compared exactly: CV^2 = (12 * sum(m^2) - sum(m)^2) / sum(m)^2, so
@@ -38,7 +39,8 @@ client_days as (
     select
         client_id,
         order_date,
-        net_amount
+        net_amount,
+        gross_margin
     from {{ ref('int_client_days') }}
     where
         order_date >= (select min(quarters.segment_window_start) from quarters)
@@ -61,7 +63,8 @@ months as (
     select
         client_id,
         {{ month_start('order_date') }} as month_start,
-        sum(net_amount) as net_amount
+        sum(net_amount) as net_amount,
+        sum(gross_margin) as gross_margin
     from client_days
     group by client_id, {{ month_start('order_date') }}
 
@@ -85,6 +88,7 @@ windows as (
         population.client_id,
         population.quarter_end,
         coalesce(sum(months.net_amount), 0) as window_revenue,
+        coalesce(sum(months.gross_margin), 0) as window_gross_margin,
         coalesce(sum(months.net_amount * months.net_amount), 0) as window_sum_of_squares
     from population
     left join months
@@ -95,19 +99,21 @@ windows as (
 
 ),
 
+{%- set measure = 'window_gross_margin' if var('abc_basis') == 'gross_margin' else 'window_revenue' %}
+
 ranked as (
 
     select
         client_id,
         quarter_end,
-        row_number() over by_revenue as abc_rank,
-        coalesce(sum(window_revenue) over (
-            by_revenue rows between unbounded preceding and 1 preceding
+        row_number() over by_measure as abc_rank,
+        coalesce(sum({{ measure }}) over (
+            by_measure rows between unbounded preceding and 1 preceding
         ), 0) as revenue_before,
-        sum(window_revenue) over (partition by quarter_end) as total_revenue
+        sum({{ measure }}) over (partition by quarter_end) as total_revenue
     from windows
-    where window_revenue > 0
-    window by_revenue as (partition by quarter_end order by window_revenue desc, client_id asc)
+    where {{ measure }} > 0
+    window by_measure as (partition by quarter_end order by {{ measure }} desc, client_id asc)
 
 ),
 
@@ -117,6 +123,7 @@ classed as (
         windows.client_id,
         windows.quarter_end,
         windows.window_revenue,
+        windows.window_gross_margin,
         ranked.abc_rank,
         ranked.revenue_before / ranked.total_revenue as share_before,
         case
@@ -142,12 +149,13 @@ segmented as (
         client_id,
         quarter_end,
         window_revenue,
+        window_gross_margin,
         abc_rank,
         share_before,
         abc_class,
         case
             when abc_class = 'N' then null
-            else round(sqrt(greatest(scaled_variance, 0)) / window_revenue, 4)
+            else round(sqrt(greatest(scaled_variance, 0)) / nullif(window_revenue, 0), 4)
         end as xyz_cv,
         case
             when abc_class = 'N' then 'N'
@@ -163,6 +171,7 @@ select
     client_id,
     quarter_end,
     window_revenue,
+    window_gross_margin,
     abc_rank,
     share_before,
     abc_class,
