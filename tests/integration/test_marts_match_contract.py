@@ -325,6 +325,8 @@ BACKTEST = Table("marts.fct_early_warning_backtest", ["quarter_start"],
                         "lost_clients", "flagged_lost_clients"),
                  money=("lost_revenue_12m", "flagged_lost_revenue_12m"),
                  rates=("flag_precision", "flag_recall", "loss_rate", "flagged_revenue_share"))
+NPS = Table("marts.fct_nps_quarterly", ["quarter_start", "dimension", "dimension_value"],
+            exact=("responses", "promoters", "passives", "detractors"), rates=("nps",))
 COHORTS = Table("marts.fct_cohort_return_rates (overall)", ["cohort_quarter", "dimension", "dimension_value"],
                 exact=("lost_episodes", "returned_within_90", "returned_within_180", "returned_within_365",
                        "window_closed_90", "window_closed_180", "window_closed_365"),
@@ -501,6 +503,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     reference["migrations"] = contract.migrations(reference["segments"])
     reference["at_risk"] = contract.at_risk_clients(sales, contacts, as_of, params)
     reference["backtest"] = contract.early_warning_backtest(sales, as_of, params)
+    reference["nps"] = contract.nps_quarterly(sales, contacts, clients, as_of)
     episodes = reference["episodes"]
     assert len(episodes) >= case.min_episodes  # the data really exercises the lost-client rules
     if case.min_episodes:
@@ -510,6 +513,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
         at_risk = reference["at_risk"]
         assert at_risk.is_overdue.any() and at_risk.is_declining.any()
         assert not (at_risk.is_overdue | at_risk.is_declining).all()
+        assert len(reference["nps"]) >= 4 and (reference["nps"].nps != 0).any()
         backtest = reference["backtest"]  # quarters judged, with hits and misses
         assert len(backtest) >= 2 and (backtest.flagged_lost_clients > 0).any()
         assert (backtest.flagged_lost_clients < backtest.lost_clients).any()
@@ -524,6 +528,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
                      read_relation(warehouse_dsn, "marts.fct_segment_migrations"))
     problems += diff(AT_RISK, reference["at_risk"], read_relation(warehouse_dsn, "marts.at_risk_clients"))
     problems += diff(BACKTEST, reference["backtest"], read_relation(warehouse_dsn, "marts.fct_early_warning_backtest"))
+    problems += diff(NPS, reference["nps"], read_relation(warehouse_dsn, "marts.fct_nps_quarterly"))
     if problems:
         report = f"case {case.name} (D = {as_of}, vars {dbt_vars}):\n" + "\n".join(problems)
         print(report)

@@ -565,6 +565,40 @@ def early_warning_backtest(sales: pd.DataFrame, as_of: Any, params: dict[str, An
     return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
 
 
+def nps_quarterly(sales: pd.DataFrame, contacts: pd.DataFrame, clients: list[dict], as_of: Any) -> pd.DataFrame:
+    """One row per closed quarter and dimension (overall, manager) with an NPS answer ("NPS
+    per quarter" in metrics.md): each client once, its latest answer in the quarter."""
+    ledger = Ledger(sales, as_of)
+    managers = {str(c["client_id"]): c.get("manager_id") or "unknown" for c in clients}
+    answers = []
+    for row in contacts.itertuples(index=False):
+        if row.client_id is None or pd.isna(row.client_id) or pd.isna(row.nps_score):
+            continue
+        stamp = pd.Timestamp(row.contact_at)
+        stamp = stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp
+        answers.append((stamp, str(row.contact_id), str(row.client_id), int(row.nps_score)))
+    rows = []
+    for start, end in ledger.closed_quarters():
+        latest: dict[str, int] = {}
+        for stamp, _contact, client, score in sorted(answers):  # later answers overwrite earlier ones
+            if start <= stamp.date() <= min(end, ledger.as_of):
+                latest[client] = score
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for client, score in latest.items():
+            groups[("overall", "all")].append(score)
+            groups[("manager", managers.get(client, "unknown"))].append(score)
+        for (dimension, value), scores in sorted(groups.items()):
+            promoters = sum(s >= 9 for s in scores)
+            detractors = sum(s <= 6 for s in scores)
+            rows.append({"quarter_start": start, "dimension": dimension, "dimension_value": value,
+                         "responses": len(scores), "promoters": promoters,
+                         "passives": len(scores) - promoters - detractors, "detractors": detractors,
+                         "nps": float(round(Decimal(100 * (promoters - detractors)) / len(scores), 1))})
+    return pd.DataFrame(rows, columns=NPS_COLUMNS)
+
+
+NPS_COLUMNS = ["quarter_start", "dimension", "dimension_value", "responses", "promoters", "passives", "detractors",
+               "nps"]
 BACKTEST_COLUMNS = ["quarter_start", "quarter_end", "flagged_as_of", "horizon_end", "active_clients", "flagged_clients",
                     "lost_clients", "flagged_lost_clients", "flag_precision", "flag_recall", "loss_rate",
                     "lost_revenue_12m", "flagged_lost_revenue_12m", "flagged_revenue_share"]
