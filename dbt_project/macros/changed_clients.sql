@@ -49,6 +49,18 @@
     removes the placeholder.
 #}
 
+{# The CTE changed_clients (followed by a comma) on an incremental run, nothing on a full
+   refresh: the first CTE of every per-client incremental model. Its arguments are those of
+   changed_clients(), given where dbt's parser sees every ref. #}
+{% macro changed_clients_cte() -%}
+    {%- if is_incremental() -%}
+        changed_clients as (
+            {{ changed_clients(**kwargs) }}
+        ),
+    {%- endif -%}
+{%- endmacro %}
+
+
 {% macro changed_clients(revenue, contacts=none, clients=none, lost_dates=none, recovered_windows=none,
                          contact_windows=none, revenue_windows=none) -%}
     {%- set threshold_low, threshold_high = lost_threshold_bounds() -%}

@@ -26,39 +26,21 @@ with quarters as (
 
 ),
 
-last_purchases as (
+purchase_histories as (
 
-    -- The purchase day on or before the eve that the next one (if any) comes after.
+    -- Per quarter and client, from its purchase days up to the eve: the last one and the
+    -- median gap between them (int_purchase_days' rule without the days after the eve).
     select
         quarters.quarter_start,
         quarters.flagged_as_of,
         purchase_days.client_id,
-        purchase_days.purchase_date as last_purchase_date
-    from quarters, {{ ref('int_purchase_days') }} as purchase_days
-    where
-        purchase_days.purchase_date <= quarters.flagged_as_of
-        and (
-            purchase_days.next_purchase_date is null
-            or purchase_days.next_purchase_date > quarters.flagged_as_of
-        )
-
-),
-
-gaps as (
-
-    -- The median gap between the purchase days up to the eve (int_purchase_days' rule,
-    -- without the days after it).
-    select
-        quarters.quarter_start,
-        purchase_days.client_id,
+        max(purchase_days.purchase_date) as last_purchase_date,
         percentile_cont(0.5) within group (
             order by purchase_days.purchase_date - purchase_days.previous_purchase_date
         ) as median_gap_days
     from quarters, {{ ref('int_purchase_days') }} as purchase_days
-    where
-        purchase_days.purchase_date <= quarters.flagged_as_of
-        and purchase_days.previous_purchase_date is not null
-    group by quarters.quarter_start, purchase_days.client_id
+    where purchase_days.purchase_date <= quarters.flagged_as_of
+    group by quarters.quarter_start, quarters.flagged_as_of, purchase_days.client_id
 
 ),
 
@@ -89,25 +71,19 @@ active as (
 
     -- Active on the eve: not lost by then under the threshold known then.
     select
-        last_purchases.quarter_start,
-        last_purchases.client_id,
-        last_purchases.flagged_as_of - last_purchases.last_purchase_date as days_since_last_purchase,
-        gaps.median_gap_days,
+        histories.quarter_start,
+        histories.client_id,
+        histories.flagged_as_of - histories.last_purchase_date as days_since_last_purchase,
+        histories.median_gap_days,
         coalesce(revenue.revenue_recent, 0) as revenue_recent,
         coalesce(revenue.revenue_year_before, 0) as revenue_year_before,
         coalesce(revenue.revenue_12m, 0) as revenue_12m
-    from last_purchases
-    left join gaps
-        on
-            last_purchases.quarter_start = gaps.quarter_start
-            and last_purchases.client_id = gaps.client_id
+    from purchase_histories as histories
     left join revenue
-        on
-            last_purchases.quarter_start = revenue.quarter_start
-            and last_purchases.client_id = revenue.client_id
+        on (histories.quarter_start, histories.client_id) = (revenue.quarter_start, revenue.client_id)
     where
-        last_purchases.flagged_as_of - last_purchases.last_purchase_date
-        <= {{ lost_threshold_days('gaps.median_gap_days') }}
+        histories.flagged_as_of - histories.last_purchase_date
+        <= {{ lost_threshold_days('histories.median_gap_days') }}
 
 ),
 
@@ -132,9 +108,7 @@ judged as (
         lost.client_id is not null as is_lost
     from active
     left join lost
-        on
-            active.quarter_start = lost.quarter_start
-            and active.client_id = lost.client_id
+        on (active.quarter_start, active.client_id) = (lost.quarter_start, lost.client_id)
 
 ),
 

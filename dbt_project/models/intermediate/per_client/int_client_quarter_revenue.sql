@@ -14,13 +14,7 @@
 
 with
 
-{% if is_incremental() %}
-    changed_clients as (
-
-        {{ changed_clients(revenue=ref('int_client_daily_revenue')) }}
-
-    ),
-{% endif %}
+{{ changed_clients_cte(revenue=ref('int_client_daily_revenue')) }}
 
 results as (
 

@@ -14,18 +14,12 @@
 
 with
 
-{% if is_incremental() %}
-    changed_clients as (
-
-        {{
-            changed_clients(
-                revenue=ref('int_client_daily_revenue'),
-                revenue_windows=[window_days, 365, 365 + window_days]
-            )
-        }}
-
-    ),
-{% endif %}
+{{
+    changed_clients_cte(
+        revenue=ref('int_client_daily_revenue'),
+        revenue_windows=[window_days, 365, 365 + window_days]
+    )
+}}
 
 window_days as (
 

@@ -10,13 +10,7 @@
 
 with
 
-{% if is_incremental() %}
-    changed_clients as (
-
-        {{ changed_clients(revenue=ref('int_client_daily_revenue'), lost_dates=ref('int_purchase_days')) }}
-
-    ),
-{% endif %}
+{{ changed_clients_cte(revenue=ref('int_client_daily_revenue'), lost_dates=ref('int_purchase_days')) }}
 
 candidates as (
 

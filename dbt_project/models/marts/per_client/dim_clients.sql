@@ -9,19 +9,13 @@
 
 with
 
-{% if is_incremental() %}
-    changed_clients as (
-
-        {{
-            changed_clients(
-                revenue=ref('int_client_daily_revenue'),
-                contacts=ref('int_contacts'),
-                clients=ref('int_clients')
-            )
-        }}
-
-    ),
-{% endif %}
+{{
+    changed_clients_cte(
+        revenue=ref('int_client_daily_revenue'),
+        contacts=ref('int_contacts'),
+        clients=ref('int_clients')
+    )
+}}
 
 client_ids as (
 

@@ -11,19 +11,13 @@
 
 with
 
-{% if is_incremental() %}
-    changed_clients as (
-
-        {{
-            changed_clients(
-                revenue=ref('int_client_daily_revenue'),
-                contacts=ref('int_contacts'),
-                contact_windows=ref('int_contacts')
-            )
-        }}
-
-    ),
-{% endif %}
+{{
+    changed_clients_cte(
+        revenue=ref('int_client_daily_revenue'),
+        contacts=ref('int_contacts'),
+        contact_windows=ref('int_contacts')
+    )
+}}
 
 contacts as (
 

@@ -26,21 +26,15 @@
 
 with
 
-{% if is_incremental() %}
-    changed_clients as (
-
-        {{
-            changed_clients(
-                revenue=ref('int_client_daily_revenue'),
-                contacts=ref('int_contacts'),
-                clients=ref('int_clients'),
-                lost_dates=purchase_days,
-                recovered_windows=ref('int_lost_episodes')
-            )
-        }}
-
-    ),
-{% endif %}
+{{
+    changed_clients_cte(
+        revenue=ref('int_client_daily_revenue'),
+        contacts=ref('int_contacts'),
+        clients=ref('int_clients'),
+        lost_dates=purchase_days,
+        recovered_windows=ref('int_lost_episodes')
+    )
+}}
 
 episodes as (
 
