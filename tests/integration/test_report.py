@@ -407,6 +407,17 @@ def test_early_warning_shows_the_list_now_and_the_backtest_to_the_quarter(templa
     assert all(quarter <= Q1_2025.isoformat() for quarter in shown)
 
 
+def test_nps_of_the_quarter_for_the_company_and_per_manager(rendered):
+    # Q1 2025: the five win-back calls (C005, C015, C025, C035, C045) each answered 4: all
+    # detractors. Their managers (LOST_Q1_2025): M2 has three of them, M4 two.
+    section = parse(rendered[Q1_2025]).one("section", data_section="not-converted")
+    shown = [[td.text() for td in tr.all("td")] for tr in section.all("tr", **{"class": "nps"})]
+    managers = sorted(set(LOST_Q1_2025.values()))
+    counts = {m: sum(1 for v in LOST_Q1_2025.values() if v == m) for m in managers}
+    assert shown == [["company", "-100.0", "5", "0", "0", "5"]] + [
+        [f"manager {m}", "-100.0", str(counts[m]), "0", "0", str(counts[m])] for m in managers]
+
+
 def test_contacted_not_converted(rendered):
     section = parse(rendered[Q1_2025]).one("section", data_section="not-converted")
     clients = {tr.attrs["data-client-id"]: [td.text() for td in tr.all("td")]
@@ -456,6 +467,7 @@ def test_first_quarter_renders_without_previous_quarter_losses_or_returns(render
         "loss_reason": "No lost or won-back clients with a loss reason this quarter.",
         "not-converted": "No contacted-but-not-converted clients this quarter.",
         "backtest": "No quarter has a complete 180-day horizon yet.",
+        "nps": "No NPS answers this quarter.",
     }
     summary = page.one("ul", **{"class": "key-points"}).text()
     assert "No client became lost this quarter." in summary and "No returns this quarter." in summary

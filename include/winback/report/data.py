@@ -90,6 +90,7 @@ class ReportData:
     at_risk_top: list[dict[str, Any]] = field(default_factory=list)      # the early-warning list now (as of D)
     at_risk_summary: dict[str, Any] = field(default_factory=dict)
     backtest: list[dict[str, Any]] = field(default_factory=list)         # judged quarters <= the report's
+    nps: list[dict[str, Any]] = field(default_factory=list)              # the quarter's NPS, company first
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -226,4 +227,8 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
         migration=migration, manager_moves=manager_moves, cohorts=cohorts, lost_top=lost_top,
         lost_total=lost_total, winback_by_manager=winback_by_manager, winback_by_channel=winback_by_channel,
         not_converted=not_converted, not_converted_summary=not_converted_summary, details_as_of=details_as_of,
-        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest)
+        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest,
+        nps=_all(conn, "select dimension, dimension_value, responses, promoters, passives, detractors, nps "
+                       "from reporting.nps_by_quarter where quarter_start = %s "
+                       "order by dimension = 'manager', dimension_value = 'unknown', dimension_value",
+                 (quarter_start,)))

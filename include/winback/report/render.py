@@ -351,6 +351,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "breakdown_sales_channel": data.breakdown.get("sales_channel", []),
         "not_converted": data.not_converted, "not_converted_summary": data.not_converted_summary,
         "at_risk_top": data.at_risk_top, "at_risk_summary": data.at_risk_summary, "backtest": data.backtest,
+        "nps": data.nps,
         "publication": data.publication, "versions": data.versions, "gate": data.gate,
         "gate_status": _gate_status(data), "details_as_of": data.details_as_of, "details_note": details_note,
         "published_at": _utc(data.publication["published_at"]),
