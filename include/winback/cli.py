@@ -38,8 +38,7 @@ HINTS = {
     "DagRunBlocked": "nothing was published; fix the data and run again, or give the waiver named above",
     "ReportError": "publish the quarter first (winback publish --quarter YYYY-MM-DD --reason TEXT); "
                    "winback status lists the published quarters",
-    "BiViewsMissing": "the BI views are dbt models: run the winback_marts DAG (or dbt build --select tag:reporting), "
-                      "then render again",
+    "BiViewsMissing": "build the views named above with the DAG named there, then render again",
     "GateFailed": "nothing was published: see the Data Docs report named above and audit.validation_results, "
                   "fix the data, rebuild the marts and publish again; or, if the failure is accepted, "
                   "winback waive CHECK --as-of D --reason TEXT and run again",

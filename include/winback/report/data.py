@@ -218,6 +218,9 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
                           "flag_recall, loss_rate, flagged_revenue_share from reporting.early_warning_backtest "
                           "where quarter_start <= %s order by quarter_start desc limit %s) as recent "
                           "order by quarter_start", (quarter_start, BACKTEST_QUARTERS_SHOWN))
+    nps = _all(conn, "select dimension, dimension_value, responses, promoters, passives, detractors, nps "
+                     "from reporting.nps_by_quarter where quarter_start = %s "
+                     "order by dimension = 'manager', dimension_value = 'unknown', dimension_value", (quarter_start,))
 
     return ReportData(
         quarter_start=quarter_start, definition=definition, kpi=kpi, history=history,
@@ -227,8 +230,4 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
         migration=migration, manager_moves=manager_moves, cohorts=cohorts, lost_top=lost_top,
         lost_total=lost_total, winback_by_manager=winback_by_manager, winback_by_channel=winback_by_channel,
         not_converted=not_converted, not_converted_summary=not_converted_summary, details_as_of=details_as_of,
-        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest,
-        nps=_all(conn, "select dimension, dimension_value, responses, promoters, passives, detractors, nps "
-                       "from reporting.nps_by_quarter where quarter_start = %s "
-                       "order by dimension = 'manager', dimension_value = 'unknown', dimension_value",
-                 (quarter_start,)))
+        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest, nps=nps)

@@ -351,7 +351,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "breakdown_sales_channel": data.breakdown.get("sales_channel", []),
         "not_converted": data.not_converted, "not_converted_summary": data.not_converted_summary,
         "at_risk_top": data.at_risk_top, "at_risk_summary": data.at_risk_summary, "backtest": data.backtest,
-        "nps": data.nps,
+        "nps": data.nps, "backtest_horizon_days": _days("at_risk_backtest_horizon_days"),
         "publication": data.publication, "versions": data.versions, "gate": data.gate,
         "gate_status": _gate_status(data), "details_as_of": data.details_as_of, "details_note": details_note,
         "published_at": _utc(data.publication["published_at"]),
@@ -395,8 +395,12 @@ def render_report(dsn: str | None, quarter_start: dt.date, out_dir: Path, *, pdf
         missing = [view for view in bi_views()
                    if conn.execute("select to_regclass(%s)", (view,)).fetchone()[0] is None]
         if missing:
-            raise BiViewsMissing(f"{', '.join(missing)} not found: the BI views are dbt models; run the "
-                                 "winback_marts DAG (or dbt build --select tag:reporting) to build them")
+            # The nightly views come with the marts DAG, the quarterly ones with the quarterly DAG.
+            builds = ("the winback_marts DAG (dbt build --select tag:reporting)"
+                      if set(missing) & set(bi_views(nightly_only=True))
+                      else "the winback_quarterly_kpis DAG (dbt build --select tag:quarterly)")
+            raise BiViewsMissing(f"{', '.join(missing)} not found: the BI views are dbt models; run {builds} "
+                                 "to build them")
         definition = kpi_definition.load()
         unpublished = kpi_definition.published_columns_missing(conn, definition)
         if unpublished:
