@@ -1,14 +1,31 @@
 {#
-    The contract's lost threshold T of a client in days (docs/metrics.md): L (var
-    lost_after_days), or with the adaptive rule (var adaptive_threshold_enabled)
-    clamp(ceil(adaptive_k x median gap between purchase days), adaptive_min_days,
-    adaptive_max_days) for a client with a median gap (L for the others).
+    The contract's lost threshold T of a client in days (docs/metrics.md), most specific
+    rule first:
+    - with the adaptive rule (var adaptive_threshold_enabled), for a client with a median
+      gap between purchase days: clamp(ceil(adaptive_k x median gap), adaptive_min_days,
+      adaptive_max_days);
+    - else its industry's L (var lost_after_days_by_industry, keys as the industry is
+      written in the clients export);
+    - else L (var lost_after_days).
 #}
-{% macro lost_threshold_days(median_gap_days) -%}
+{% macro lost_threshold_days(median_gap_days, industry) -%}
+    {%- set segment_threshold -%}
+        {%- set by_industry = var('lost_after_days_by_industry') or {} -%}
+        {%- if by_industry -%}
+            case {{ industry }}
+                {%- for name, days in by_industry.items() | sort %}
+                when '{{ name | replace("'", "''") }}' then {{ days | int }}
+                {%- endfor %}
+                else {{ var('lost_after_days') | int }}
+            end
+        {%- else -%}
+            {{ var('lost_after_days') | int }}
+        {%- endif -%}
+    {%- endset -%}
     {%- if flag_var('adaptive_threshold_enabled') -%}
         case
             -- greatest() / least() skip nulls: a client without a gap must not get the minimum
-            when {{ median_gap_days }} is null then {{ var('lost_after_days') }}
+            when {{ median_gap_days }} is null then {{ segment_threshold }}
             else cast(least(
                     greatest(
                         ceil({{ var('adaptive_k') }} * {{ median_gap_days }}),
@@ -18,21 +35,23 @@
                 ) as integer)
         end
     {%- else -%}
-        {{ var('lost_after_days') }}
+        {{ segment_threshold }}
     {%- endif -%}
 {%- endmacro %}
 
 
 {#
-    The least and the greatest lost threshold T any client can have, in days: L, or with
-    the adaptive rule on, also its clamp bounds.
+    The least and the greatest lost threshold T any client can have, in days: L and the
+    industries' L, and with the adaptive rule on, also its clamp bounds.
 #}
 {% macro lost_threshold_bounds() -%}
-    {%- set lost_after = var('lost_after_days') | int -%}
+    {%- set thresholds = [var('lost_after_days') | int] -%}
+    {%- for days in (var('lost_after_days_by_industry') or {}).values() -%}
+        {%- do thresholds.append(days | int) -%}
+    {%- endfor -%}
     {%- if flag_var('adaptive_threshold_enabled') -%}
-        {%- set low = [var('adaptive_min_days') | int, lost_after] | min -%}
-        {%- set high = [var('adaptive_max_days') | int, lost_after] | max -%}
-        {{- return([low, high]) -}}
+        {%- do thresholds.append(var('adaptive_min_days') | int) -%}
+        {%- do thresholds.append(var('adaptive_max_days') | int) -%}
     {%- endif -%}
-    {{- return([lost_after, lost_after]) -}}
+    {{- return([thresholds | min, thresholds | max]) -}}
 {%- endmacro %}

@@ -454,7 +454,8 @@ CASES = [
     Case("heavy_churn_other_vars", lambda: generate(SHAPES[2]), SHAPES[2].as_of,
          (("lost_after_days", 120), ("abc_a_share", 0.7), ("abc_b_share", 0.9), ("xyz_x_max_cv", 0.25),
           ("xyz_y_max_cv", 0.8), ("revenue_lost_window_days", 180), ("revenue_recovered_window_days", 60),
-          ("contact_after_loss_days", 14), ("abc_basis", "gross_margin")), min_episodes=5, generated=True),
+          ("contact_after_loss_days", 14), ("abc_basis", "gross_margin"),
+          ("lost_after_days_by_industry", {"construction": 240, "food": 90})), min_episodes=5, generated=True),
 ]
 
 
@@ -492,10 +493,11 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     except Exception as exc:  # keep comparing whatever was built, and report the failure too
         problems.append(f"dbt build failed: {type(exc).__name__}: {exc}"[:4000])
 
-    params = {**contract.default_params(), **dict(case.overrides)}
+    params = {**contract.default_params(), **dict(case.overrides),
+              "client_industries": {str(c["client_id"]): c.get("industry") for c in clients}}
     as_of = case.as_of
     reference = {
-        "episodes": contract.lost_episodes(sales, as_of, int(params["lost_after_days"])),
+        "episodes": contract.lost_episodes(sales, as_of, contract.lost_after_of(params)),
         "kpis": contract.quarterly_kpis(sales, contacts, as_of, params),
         "segments": contract.segments(sales, as_of, params),
         "cohorts": contract.cohort_return_rates(sales, as_of, params),

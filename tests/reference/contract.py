@@ -29,7 +29,8 @@ import datetime as dt
 import math
 import statistics
 from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,19 @@ def resolve_params(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- small helpers
+def lost_after_of(params: dict[str, Any]) -> Callable[[str], int]:
+    """client_id -> its L in days: its industry's (lost_after_days_by_industry, the industries
+    given as params["client_industries"]) or the global lost_after_days."""
+    default = int(params["lost_after_days"])
+    by_industry = {str(k): int(v) for k, v in (params.get("lost_after_days_by_industry") or {}).items()}
+    industries = params.get("client_industries") or {}
+    return lambda client: by_industry.get(industries.get(client), default)
+
+
+def _threshold(lost_after_days: int | Callable[[str], int]) -> Callable[[str], int]:
+    return lost_after_days if callable(lost_after_days) else (lambda _client: int(lost_after_days))
+
+
 def as_date(value: Any) -> dt.date:
     """A date from a date, datetime, pandas Timestamp or ISO string."""
     if isinstance(value, pd.Timestamp):
@@ -150,6 +164,15 @@ def rate(numerator: int, denominator: int) -> float:
     return float(Fraction(numerator, denominator)) if denominator else float("nan")
 
 
+def rate4(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator rounded to 4 decimals, halves away from zero (as SQL's
+    round(numeric, 4): 9 / 32 = 0.28125 is 0.2813, where round(0.28125, 4) gives 0.2812)."""
+    if not denominator:
+        return None
+    exact = Decimal(numerator) / Decimal(denominator)
+    return float(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
 class Ledger:
     """The sales lines as of D, reduced to what the contract uses: client net revenue per day."""
 
@@ -191,11 +214,11 @@ class Ledger:
             (amount for day, amount in self.margin_daily.get(client, {}).items() if first <= day <= last), Decimal(0)
         )
 
-    def is_lost_on(self, client: str, day: dt.date, lost_after_days: int) -> bool:
+    def is_lost_on(self, client: str, day: dt.date, lost_after_days: int | Callable[[str], int]) -> bool:
         """Lost on ``day``: a purchase day <= day exists and day - latest one >= L + 1."""
         pdays = self.purchase_days.get(client, [])
         latest = bisect.bisect_right(pdays, day)
-        return latest > 0 and (day - pdays[latest - 1]).days >= lost_after_days + 1
+        return latest > 0 and (day - pdays[latest - 1]).days >= _threshold(lost_after_days)(client) + 1
 
     def has_purchase_day_before(self, client: str, day: dt.date) -> bool:
         pdays = self.purchase_days.get(client, [])
@@ -226,13 +249,14 @@ def purchase_days(sales: pd.DataFrame, as_of: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["client_id", "day"])
 
 
-def _episodes(ledger: Ledger, lost_after_days: int) -> list[dict[str, Any]]:
+def _episodes(ledger: Ledger, lost_after_days: int | Callable[[str], int]) -> list[dict[str, Any]]:
     episodes = []
+    threshold = _threshold(lost_after_days)
     for client in ledger.clients:
         pdays = ledger.purchase_days[client]
         number = 0
         for i, last_purchase in enumerate(pdays):
-            lost_date = last_purchase + days(lost_after_days + 1)
+            lost_date = last_purchase + days(threshold(client) + 1)
             next_purchase = pdays[i + 1] if i + 1 < len(pdays) else None
             if next_purchase is None:
                 starts = ledger.as_of >= lost_date
@@ -255,7 +279,7 @@ def _episodes(ledger: Ledger, lost_after_days: int) -> list[dict[str, Any]]:
     return episodes
 
 
-def lost_episodes(sales: pd.DataFrame, as_of: Any, lost_after_days: int = 180) -> pd.DataFrame:
+def lost_episodes(sales: pd.DataFrame, as_of: Any, lost_after_days: int | Callable[[str], int] = 180) -> pd.DataFrame:
     """One row per lost episode with lost_date <= D."""
     rows = _episodes(Ledger(sales, as_of), lost_after_days)
     frame = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
@@ -287,7 +311,7 @@ def quarterly_kpis(
 ) -> pd.DataFrame:
     """One row per closed quarter, the columns of kpi_staging.kpi_quarterly."""
     params = resolve_params(params)
-    lost_after = int(params["lost_after_days"])
+    lost_after = lost_after_of(params)
     lost_window = int(params["revenue_lost_window_days"])
     recovered_window = int(params["revenue_recovered_window_days"])
     contact_window = int(params["contact_after_loss_days"])
@@ -458,7 +482,7 @@ def cohort_return_rates(sales: pd.DataFrame, as_of: Any, params: dict[str, Any] 
     params = resolve_params(params)
     windows = [int(n) for n in params["return_windows_days"]]
     ledger = Ledger(sales, as_of)
-    episodes = _episodes(ledger, int(params["lost_after_days"]))
+    episodes = _episodes(ledger, lost_after_of(params))
     cohorts: dict[dt.date, list[dict]] = defaultdict(list)
     for episode in episodes:
         cohorts[quarter_start(episode["lost_date"])].append(episode)
@@ -486,7 +510,7 @@ def at_risk_clients(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: A
     """One row per active client as of D ("Clients at risk" in metrics.md): a purchase day
     <= D and D - last purchase day <= L; its rhythm, revenue trend, flags and rank."""
     params = resolve_params(params)
-    lost_after = int(params["lost_after_days"])
+    lost_after = lost_after_of(params)
     window = int(params["at_risk_trend_window_days"])
     gap_factor = Fraction(str(params["at_risk_gap_factor"]))
     no_rhythm = int(params["at_risk_no_rhythm_days"])
@@ -497,7 +521,7 @@ def at_risk_clients(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: A
     rows = []
     for client in ledger.clients:
         pdays = ledger.purchase_days[client]
-        if not pdays or (d - pdays[-1]).days > lost_after:
+        if not pdays or (d - pdays[-1]).days > lost_after(client):
             continue  # never bought, or lost as of D
         last = pdays[-1]
         since = (d - last).days
@@ -507,7 +531,7 @@ def at_risk_clients(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: A
         recent = ledger.net(client, d - days(window - 1), d)
         year_before = ledger.net(client, d - days(365 + window - 1), d - days(365))
         twelve = ledger.net(client, d - days(364), d)
-        risk = round(Decimal(since) / Decimal(lost_after), 4)
+        risk = round(Decimal(since) / Decimal(lost_after(client)), 4)
         rows.append({
             "client_id": client,
             "last_purchase_date": last,
@@ -538,7 +562,7 @@ def early_warning_backtest(sales: pd.DataFrame, as_of: Any, params: dict[str, An
     params = resolve_params(params)
     horizon = int(params["at_risk_backtest_horizon_days"])
     ledger = Ledger(sales, as_of)
-    episodes = lost_episodes(sales, ledger.as_of, int(params["lost_after_days"]))
+    episodes = lost_episodes(sales, ledger.as_of, lost_after_of(params))
     rows = []
     for start, end in ledger.closed_quarters():
         horizon_end = start + days(horizon - 1)
@@ -556,11 +580,11 @@ def early_warning_backtest(sales: pd.DataFrame, as_of: Any, params: dict[str, An
             "quarter_start": start, "quarter_end": end, "flagged_as_of": start - days(1), "horizon_end": horizon_end,
             "active_clients": len(listed), "flagged_clients": int(flagged.sum()), "lost_clients": int(lost.sum()),
             "flagged_lost_clients": int((lost & flagged).sum()),
-            "flag_precision": round(rate(int((lost & flagged).sum()), int(flagged.sum())), 4),
-            "flag_recall": round(rate(int((lost & flagged).sum()), int(lost.sum())), 4),
-            "loss_rate": round(rate(int(lost.sum()), len(listed)), 4),
+            "flag_precision": rate4(int((lost & flagged).sum()), int(flagged.sum())),
+            "flag_recall": rate4(int((lost & flagged).sum()), int(lost.sum())),
+            "loss_rate": rate4(int(lost.sum()), len(listed)),
             "lost_revenue_12m": lost_revenue, "flagged_lost_revenue_12m": caught_revenue,
-            "flagged_revenue_share": round(float(caught_revenue / lost_revenue), 4) if lost_revenue else None,
+            "flagged_revenue_share": float((caught_revenue / lost_revenue).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)) if lost_revenue else None,
         })
     return pd.DataFrame(rows, columns=BACKTEST_COLUMNS)
 
@@ -597,6 +621,84 @@ def nps_quarterly(sales: pd.DataFrame, contacts: pd.DataFrame, clients: list[dic
     return pd.DataFrame(rows, columns=NPS_COLUMNS)
 
 
+def nps_category(score: int | None) -> str | None:
+    """promoter 9-10, passive 7-8, detractor 0-6 ("NPS per quarter" in metrics.md)."""
+    if score is None:
+        return None
+    return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+
+
+def _latest_nps(contacts: pd.DataFrame | None, as_of: dt.date) -> dict[str, int]:
+    """client_id -> its latest NPS answer dated <= D (latest contact_at, then contact_id)."""
+    answers = []
+    for row in (contacts if contacts is not None else pd.DataFrame()).itertuples(index=False):
+        if row.client_id is None or pd.isna(row.client_id) or pd.isna(row.nps_score):
+            continue
+        stamp = pd.Timestamp(row.contact_at)
+        stamp = stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp
+        if stamp.date() <= as_of:
+            answers.append((stamp, str(row.contact_id), str(row.client_id), int(row.nps_score)))
+    return {client: score for _stamp, _contact, client, score in sorted(answers)}
+
+
+def loyalty_index(days_since: int, purchase_day_count: int, tenure: int, abc_class: str | None,
+                  nps: int | None, params: dict[str, Any]) -> float:
+    """The fixed-scale loyalty index ("Value and loyalty" in metrics.md), exact arithmetic."""
+    recency = max(Fraction(0), 10 * (1 - Fraction(days_since, int(params["loyalty_recency_zero_days"]))))
+    frequency = min(Fraction(10), Fraction(10 * purchase_day_count, int(params["loyalty_frequency_full_days"])))
+    tenure_points = min(Fraction(10), Fraction(10 * tenure, int(params["loyalty_tenure_full_days"])))
+    monetary = Fraction(str(params["loyalty_abc_points"].get(abc_class, 0))) if abc_class else Fraction(0)
+    parts = [recency, frequency, monetary, tenure_points] + ([Fraction(nps)] if nps is not None else [])
+    mean = sum(parts) / len(parts)
+    return float((Decimal(mean.numerator) / Decimal(mean.denominator)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def client_value(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
+                 params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """One row per client with a purchase day <= D ("Value and loyalty" in metrics.md)."""
+    params = resolve_params(params)
+    lost_after = lost_after_of(params)
+    ledger = Ledger(sales, as_of)
+    d = ledger.as_of
+    segment_rows = segments(sales, d, params)
+    latest_end = segment_rows.quarter_end.max() if len(segment_rows) else None
+    classes = {(row.client_id, row.quarter_end): row.abc_class for row in segment_rows.itertuples(index=False)}
+    ends = sorted(set(segment_rows.quarter_end)) if len(segment_rows) else []
+    nps = _latest_nps(contacts, d)
+    rows = []
+    for client in ledger.clients:
+        pdays = ledger.purchase_days[client]
+        if not pdays:
+            continue
+        first, last = pdays[0], pdays[-1]
+        is_lost = (d - last).days > lost_after(client)
+        if is_lost:  # the class at the last quarter end before the lost date
+            lost_date = last + days(lost_after(client) + 1)
+            before = [end for end in ends if end < lost_date]
+            abc = classes.get((client, before[-1])) if before else None
+        else:
+            abc = classes.get((client, latest_end))
+        score = nps.get(client)
+        rows.append({
+            "client_id": client, "first_purchase_date": first, "last_purchase_date": last,
+            "days_since_last_purchase": (d - last).days, "tenure_days": (last - first).days,
+            "purchase_days": len(pdays),
+            "lifetime_net_revenue": ledger.net(client, dt.date.min, d),
+            "lifetime_gross_margin": ledger.margin(client, dt.date.min, d),
+            "is_lost": is_lost, "abc_class": abc, "latest_nps_score": score, "nps_category": nps_category(score),
+            "loyalty_index": loyalty_index((d - last).days, len(pdays), (last - first).days, abc, score, params),
+        })
+    rows.sort(key=lambda r: (-r["lifetime_gross_margin"], r["client_id"]))
+    for rank, row in enumerate(rows, start=1):
+        row["ltv_rank"] = rank
+    frame = pd.DataFrame(rows, columns=CLIENT_VALUE_COLUMNS)
+    frame["latest_nps_score"] = frame["latest_nps_score"].astype("Int64")
+    return frame
+
+
+CLIENT_VALUE_COLUMNS = ["client_id", "first_purchase_date", "last_purchase_date", "days_since_last_purchase",
+                        "tenure_days", "purchase_days", "lifetime_net_revenue", "lifetime_gross_margin", "ltv_rank",
+                        "is_lost", "abc_class", "latest_nps_score", "nps_category", "loyalty_index"]
 NPS_COLUMNS = ["quarter_start", "dimension", "dimension_value", "responses", "promoters", "passives", "detractors",
                "nps"]
 BACKTEST_COLUMNS = ["quarter_start", "quarter_end", "flagged_as_of", "horizon_end", "active_clients", "flagged_clients",

@@ -81,9 +81,11 @@ active as (
     from purchase_histories as histories
     left join revenue
         on (histories.quarter_start, histories.client_id) = (revenue.quarter_start, revenue.client_id)
+    left join {{ ref('int_clients') }} as clients
+        on histories.client_id = clients.client_id
     where
         histories.flagged_as_of - histories.last_purchase_date
-        <= {{ lost_threshold_days('histories.median_gap_days') }}
+        <= {{ lost_threshold_days('histories.median_gap_days', 'clients.industry') }}
 
 ),
 

@@ -10,7 +10,11 @@
 
 with
 
-{{ changed_clients_cte(revenue=ref('int_client_daily_revenue'), lost_dates=ref('int_purchase_days')) }}
+{{
+    changed_clients_cte(
+        revenue=ref('int_client_daily_revenue'), clients=ref('int_clients'), lost_dates=ref('int_purchase_days')
+    )
+}}
 
 candidates as (
 

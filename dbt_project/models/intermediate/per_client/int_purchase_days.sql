@@ -1,9 +1,10 @@
 -- Purchase days (dates <= D with client net revenue > 0), each with the previous and the
--- next purchase day of the client and the client's lost threshold in days:
--- L = var lost_after_days, or with the optional adaptive rule (var
+-- next purchase day of the client and the client's lost threshold in days
+-- (macros/lost_threshold.sql): L = var lost_after_days, or its industry's L (var
+-- lost_after_days_by_industry), or with the optional adaptive rule (var
 -- adaptive_threshold_enabled) clamp(ceil(k x median gap between purchase days), min, max)
--- for clients with at least two purchase days (L for the others). The adaptive threshold
--- is computed from all purchase days <= D and applies to the client's whole history.
+-- for clients with at least two purchase days. The adaptive threshold is computed from
+-- all purchase days <= D and applies to the client's whole history; so does the industry.
 --
 -- Per-client incremental (macros/changed_clients.sql): a nightly run recomputes the
 -- clients whose days changed; a client left without purchase days keeps only its
@@ -18,7 +19,7 @@
 
 with
 
-{{ changed_clients_cte(revenue=ref('int_client_daily_revenue')) }}
+{{ changed_clients_cte(revenue=ref('int_client_daily_revenue'), clients=ref('int_clients')) }}
 
 purchase_days as (
 
@@ -71,11 +72,13 @@ results as (
         sequenced.net_amount,
         sequenced.order_count,
         gaps.median_gap_days,
-        {{ lost_threshold_days('gaps.median_gap_days') }} as threshold_days,
+        {{ lost_threshold_days('gaps.median_gap_days', 'clients.industry') }} as threshold_days,
         {{ build_marks(ref('int_client_daily_revenue'), ref('stg_crm__contacts'), ref('stg_erp__clients')) }}
     from sequenced
     left join gaps
         on sequenced.client_id = gaps.client_id
+    left join {{ ref('int_clients') }} as clients
+        on sequenced.client_id = clients.client_id
 
 )
 
