@@ -13,8 +13,8 @@
         {%- set by_industry = var('lost_after_days_by_industry') or {} -%}
         {%- if by_industry -%}
             case {{ industry }}
-                {%- for name, days in by_industry.items() | sort %}
-                when '{{ name | replace("'", "''") }}' then {{ days | int }}
+                {%- for name in by_industry | list | sort %}
+                when '{{ name | replace("'", "''") }}' then {{ by_industry[name] | int }}
                 {%- endfor %}
                 else {{ var('lost_after_days') | int }}
             end
@@ -46,8 +46,9 @@
 #}
 {% macro lost_threshold_bounds() -%}
     {%- set thresholds = [var('lost_after_days') | int] -%}
-    {%- for days in (var('lost_after_days_by_industry') or {}).values() -%}
-        {%- do thresholds.append(days | int) -%}
+    {%- set by_industry = var('lost_after_days_by_industry') or {} -%}
+    {%- for name in by_industry | list -%}
+        {%- do thresholds.append(by_industry[name] | int) -%}
     {%- endfor -%}
     {%- if flag_var('adaptive_threshold_enabled') -%}
         {%- do thresholds.append(var('adaptive_min_days') | int) -%}

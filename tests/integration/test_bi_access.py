@@ -204,7 +204,8 @@ def test_the_bi_views_are_the_reporting_dbt_models():
     assert sorted(BI_VIEWS) == sorted(f"reporting.{name}" for name in (
         "segment_migration", "manager_segment_moves", "cohort_return_rates", "lost_clients_top",
         "winback_attribution", "winback_by_manager", "winback_by_channel", "contacts_not_converted",
-        "clients_at_risk", "early_warning_backtest", "nps_by_quarter"))
+        "clients_at_risk", "early_warning_backtest", "nps_by_quarter", "winback_work_list", "client_loyalty",
+        "promoters", "contact_coverage_by_manager", "revenue_deviations", "loss_reason_recording"))
 
 
 def test_bi_views_are_views_granted_to_bi_by_dbt(bi_warehouse):

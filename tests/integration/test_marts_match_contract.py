@@ -325,6 +325,11 @@ BACKTEST = Table("marts.fct_early_warning_backtest", ["quarter_start"],
                         "lost_clients", "flagged_lost_clients"),
                  money=("lost_revenue_12m", "flagged_lost_revenue_12m"),
                  rates=("flag_precision", "flag_recall", "loss_rate", "flagged_revenue_share"))
+CLIENT_VALUE = Table("marts.client_value", ["client_id"],
+                     exact=("first_purchase_date", "last_purchase_date", "days_since_last_purchase", "tenure_days",
+                            "purchase_days", "ltv_rank", "is_lost", "abc_class", "latest_nps_score", "nps_category",
+                            "loyalty_index"),
+                     money=("lifetime_net_revenue", "lifetime_gross_margin"))
 NPS = Table("marts.fct_nps_quarterly", ["quarter_start", "dimension", "dimension_value"],
             exact=("responses", "promoters", "passives", "detractors"), rates=("nps",))
 COHORTS = Table("marts.fct_cohort_return_rates (overall)", ["cohort_quarter", "dimension", "dimension_value"],
@@ -506,6 +511,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     reference["at_risk"] = contract.at_risk_clients(sales, contacts, as_of, params)
     reference["backtest"] = contract.early_warning_backtest(sales, as_of, params)
     reference["nps"] = contract.nps_quarterly(sales, contacts, clients, as_of)
+    reference["client_value"] = contract.client_value(sales, contacts, as_of, params)
     episodes = reference["episodes"]
     assert len(episodes) >= case.min_episodes  # the data really exercises the lost-client rules
     if case.min_episodes:
@@ -516,6 +522,10 @@ def test_marts_match_the_reference(warehouse_dsn, case):
         assert at_risk.is_overdue.any() and at_risk.is_declining.any()
         assert not (at_risk.is_overdue | at_risk.is_declining).all()
         assert len(reference["nps"]) >= 4 and (reference["nps"].nps != 0).any()
+        value = reference["client_value"]  # lost and active, every NPS category, loyalty spread out
+        assert value.is_lost.any() and (~value.is_lost).any()
+        assert set(value.nps_category.dropna()) == {"promoter", "passive", "detractor"}
+        assert value.loyalty_index.max() - value.loyalty_index.min() >= 2
         backtest = reference["backtest"]  # quarters judged, with hits and misses
         assert len(backtest) >= 2 and (backtest.flagged_lost_clients > 0).any()
         assert (backtest.flagged_lost_clients < backtest.lost_clients).any()
@@ -531,6 +541,7 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     problems += diff(AT_RISK, reference["at_risk"], read_relation(warehouse_dsn, "marts.at_risk_clients"))
     problems += diff(BACKTEST, reference["backtest"], read_relation(warehouse_dsn, "marts.fct_early_warning_backtest"))
     problems += diff(NPS, reference["nps"], read_relation(warehouse_dsn, "marts.fct_nps_quarterly"))
+    problems += diff(CLIENT_VALUE, reference["client_value"], read_relation(warehouse_dsn, "marts.client_value"))
     if problems:
         report = f"case {case.name} (D = {as_of}, vars {dbt_vars}):\n" + "\n".join(problems)
         print(report)

@@ -53,7 +53,8 @@ Q1_2023, Q2_2023, Q3_2023 = dt.date(2023, 1, 1), dt.date(2023, 4, 1), dt.date(20
 Q1_2024, Q3_2024, Q4_2024, Q1_2025 = dt.date(2024, 1, 1), dt.date(2024, 7, 1), dt.date(2024, 10, 1), dt.date(2025, 1, 1)
 CLOSED = [dt.date(2023, m, 1) for m in (1, 4, 7, 10)] + [dt.date(2024, m, 1) for m in (1, 4, 7, 10)] + [Q1_2025]
 UNPUBLISHED = Q2_2023
-SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "winback", "not-converted", "at-risk", "quality"]
+SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "deviations", "winback", "not-converted", "at-risk",
+            "quality"]
 TILE_KPIS = ["active_clients_start", "new_clients", "lost_clients", "returned_clients", "churn_rate",
              "winback_rate", "revenue_lost_ttm", "revenue_recovered_90d"]
 LOST_Q1_2025 = {"C005": "M2", "C015": "M4", "C025": "M2", "C035": "M4", "C045": "M2"}
@@ -316,7 +317,7 @@ def test_the_page_is_self_contained(rendered):
 # ----------------------------------------------------------------------------- detail sections
 def test_top_lost_clients(template, rendered):
     section = parse(rendered[Q1_2025]).one("section", data_section="lost")
-    clients = section.all("tr", data_client_id=None)
+    clients = section.all("tr", **{"class": "lost-client"})
     assert {tr.attrs["data-client-id"] for tr in clients} == set(LOST_Q1_2025)
     for tr in clients:
         assert tr.one("td", data_field="loss_reason").text() == "competitor"
@@ -407,6 +408,48 @@ def test_early_warning_shows_the_list_now_and_the_backtest_to_the_quarter(templa
     assert all(quarter <= Q1_2025.isoformat() for quarter in shown)
 
 
+def test_work_list_loss_reasons_and_key_client_coverage(template, rendered):
+    page = parse(rendered[Q1_2025])
+    lost = page.one("section", data_section="lost")
+    listed = [tr.attrs["data-client-id"] for tr in lost.all("tr", **{"class": "work-list-client"})]
+    work_list = rows(template["dsn"], "select client_id from marts.lost_clients order by winback_rank")
+    assert listed and listed == [client for (client,) in work_list][:15]
+    # Loss reasons recorded per manager, counted here from the quarter's lost episodes.
+    episodes = rows(template["dsn"], "select coalesce(manager_id, 'unknown'), loss_reason from marts.fct_lost_episodes "
+                                     "where lost_date between %s and %s", (Q1_2025, dt.date(2025, 3, 31)))
+    expected = {}
+    for manager, reason in episodes:
+        lost_n, recorded = expected.get(manager, (0, 0))
+        expected[manager] = (lost_n + 1, recorded + (reason != "unknown"))
+    shown = {tr.attrs["data-manager"]: [td.text() for td in tr.all("td")]
+             for tr in lost.all("tr", **{"class": "reason-recording"})}
+    assert expected and {m: (int(c[0]), int(c[1])) for m, c in shown.items()} == expected
+    # Active A and B clients per manager with a contact in the last 60 days, from the marts.
+    at_risk = page.one("section", data_section="at-risk")
+    coverage = {tr.attrs["data-manager"]: [int(td.text()) for td in tr.all("td")[:2]]
+                for tr in at_risk.all("tr", **{"class": "coverage"})}
+    key = rows(template["dsn"], "select coalesce(manager_id, 'unknown'), count(*), "
+                                "count(*) filter (where days_since_last_contact < 60) from marts.client_value "
+                                "where not is_lost and abc_class in ('A', 'B') group by 1")
+    assert key and coverage == {manager: [n, contacted] for manager, n, contacted in key}
+
+
+def test_revenue_deviations_and_region_and_industry_tables(template, rendered):
+    section = parse(rendered[Q1_2025]).one("section", data_section="deviations")
+    falls = rows(template["dsn"], "select client_id from marts.fct_revenue_deviations where quarter_start = %s "
+                                  "and deviation_vs_last_year < 0 order by deviation_vs_last_year, client_id",
+                 (Q1_2025,))
+    listed = [tr.attrs["data-client-id"] for tr in section.all("tr", **{"class": "deviation"})]
+    assert falls and listed == [client for (client,) in falls][:10]
+    assert f"{len(falls)} of " in section.one("p").text()
+    for dimension in ("region", "industry"):
+        published = rows(template["dsn"], "select dimension_value from reporting.kpi_quarterly_breakdown "
+                                          "where quarter_start = %s and dimension = %s", (Q1_2025, dimension))
+        table = section.one("table", data_dimension=dimension)
+        assert sorted(tr.attrs["data-dimension-value"] for tr in table.all("tr", data_dimension_value=None)) == \
+            sorted(value for (value,) in published)
+
+
 def test_nps_of_the_quarter_for_the_company_and_per_manager(rendered):
     # Q1 2025: the five win-back calls (C005, C015, C025, C035, C045) each answered 4: all
     # detractors. Their managers (LOST_Q1_2025): M2 has three of them, M4 two.
@@ -466,8 +509,10 @@ def test_first_quarter_renders_without_previous_quarter_losses_or_returns(render
         "winback": "No returns this quarter.",
         "loss_reason": "No lost or won-back clients with a loss reason this quarter.",
         "not-converted": "No contacted-but-not-converted clients this quarter.",
+        "reason-recording": "No clients were lost this quarter.",
         "backtest": "No quarter has a complete 180-day horizon yet.",
         "nps": "No NPS answers this quarter.",
+        "promoters": "No client's latest NPS answer is 9 or 10.",  # the fixture's answers are all 4
     }
     summary = page.one("ul", **{"class": "key-points"}).text()
     assert "No client became lost this quarter." in summary and "No returns this quarter." in summary
@@ -541,7 +586,8 @@ def test_a_dbt_rebuild_of_the_marts_rebuilds_the_bi_views(copy, tmp_path):
     target = str(tmp_path / "target")
     run_dbt(["run", "--select", "lost_clients", "--target-path", target], copy, as_of=AS_OF.isoformat())
     assert rows(copy, "select to_regclass('reporting.lost_clients_top')") == [(None,)]
-    with pytest.raises(BiViewsMissing, match=r"^reporting\.lost_clients_top not found: .*winback_marts DAG") as error:
+    missing = r"^reporting\.lost_clients_top, reporting\.winback_work_list not found: .*winback_marts DAG"
+    with pytest.raises(BiViewsMissing, match=missing) as error:
         render_report(copy, Q1_2025, tmp_path, pdf=False)
     assert isinstance(error.value, ReportError) and "\n" not in str(error.value)
 
@@ -558,7 +604,7 @@ def test_a_dbt_rebuild_of_the_marts_rebuilds_the_bi_views(copy, tmp_path):
         assert rows(copy, "select count(*) from pg_attribute where attrelid = %s::regclass and attnum > 0 "
                           "and not attisdropped and col_description(attrelid, attnum) is null", (view,)) == [(0,)]
     page = parse(render_report(copy, Q1_2025, tmp_path, pdf=False))
-    assert len(page.one("section", data_section="lost").all("tr", data_client_id=None)) == 5
+    assert len(page.one("section", data_section="lost").all("tr", **{"class": "lost-client"})) == 5
 
 
 def test_pdf_next_to_the_html(template, tmp_path):

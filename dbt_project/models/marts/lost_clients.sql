@@ -1,6 +1,7 @@
 -- The win-back work list as of D: one row per client currently lost (its latest episode
--- has no return by D). Formulas of loyalty_index, winback_priority and winback_rank are
--- documented in _marts__models.yml.
+-- has no return by D). Formulas of winback_priority and winback_rank are documented in
+-- _marts__models.yml; the loyalty index is the fixed-scale one of every client
+-- (macros/loyalty.sql, client_value shows the same value for a lost client).
 
 with open_episodes as (
 
@@ -119,11 +120,7 @@ scored as (
 
     select
         *,
-        cume_dist() over (order by days_since_last_purchase desc) as recency_score,
-        cume_dist() over (order by purchase_days) as frequency_score,
-        cume_dist() over (order by lifetime_net_revenue) as monetary_score,
-        cume_dist() over (order by tenure_days) as tenure_score,
-        latest_nps_score / 10.0 as nps_component
+        {{ loyalty_point_columns() }}
     from assembled
 
 ),
@@ -132,9 +129,9 @@ indexed as (
 
     select
         *,
-        round(cast(10 * (
-            recency_score + frequency_score + monetary_score + tenure_score + coalesce(nps_component, 0)
-        ) / (case when nps_component is null then 4 else 5 end) as numeric), 1) as loyalty_index,
+        {{
+            loyalty_index('recency_points', 'frequency_points', 'monetary_points', 'tenure_points', 'latest_nps_score')
+        }} as loyalty_index,
         (purchase_days != 1 or coalesce(abc_class, 'N') not in ('C', 'N')) as winback_eligible
     from scored
 
@@ -191,10 +188,10 @@ select
     last_contact_outcome,
     contacted_since_lost,
     contacts_since_lost,
-    round(cast(recency_score as numeric), 4) as recency_score,
-    round(cast(frequency_score as numeric), 4) as frequency_score,
-    round(cast(monetary_score as numeric), 4) as monetary_score,
-    round(cast(tenure_score as numeric), 4) as tenure_score,
+    round(recency_points, 2) as recency_points,
+    round(frequency_points, 2) as frequency_points,
+    monetary_points,
+    round(tenure_points, 2) as tenure_points,
     loyalty_index,
     winback_priority,
     row_number() over (

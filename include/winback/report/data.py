@@ -28,6 +28,9 @@ TOP_NOT_CONVERTED = 15
 COHORTS_SHOWN = 6
 TOP_AT_RISK = 15
 BACKTEST_QUARTERS_SHOWN = 8
+TOP_WORK_LIST = 15
+TOP_DEVIATIONS = 10
+TOP_PROMOTERS = 10
 ABC_XYZ_CLASSES = ("AX", "AY", "AZ", "BX", "BY", "BZ", "CX", "CY", "CZ", "N")
 ABC_CLASSES = ("A", "B", "C", "N")
 
@@ -91,6 +94,13 @@ class ReportData:
     at_risk_summary: dict[str, Any] = field(default_factory=dict)
     backtest: list[dict[str, Any]] = field(default_factory=list)         # judged quarters <= the report's
     nps: list[dict[str, Any]] = field(default_factory=list)              # the quarter's NPS, company first
+    work_list_top: list[dict[str, Any]] = field(default_factory=list)    # the win-back work list now (as of D)
+    work_list_total: int = 0
+    reason_recording: list[dict[str, Any]] = field(default_factory=list)  # the quarter's losses per manager
+    contact_coverage: list[dict[str, Any]] = field(default_factory=list)  # A/B clients per manager now
+    deviations_top: list[dict[str, Any]] = field(default_factory=list)   # the quarter's biggest falls
+    deviations_summary: dict[str, Any] = field(default_factory=dict)
+    promoters_top: list[dict[str, Any]] = field(default_factory=list)    # promoters by LTV now
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -221,6 +231,30 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
     nps = _all(conn, "select dimension, dimension_value, responses, promoters, passives, detractors, nps "
                      "from reporting.nps_by_quarter where quarter_start = %s "
                      "order by dimension = 'manager', dimension_value = 'unknown', dimension_value", (quarter_start,))
+    work_list_top = _all(conn, "select winback_rank, client_id, manager_id, segment_before_loss, lost_date, "
+                               "revenue_12m_before_loss, gross_margin_12m_before_loss, potential_margin, loss_reason, "
+                               "loyalty_index, winback_priority, contacted_since_lost, data_as_of_date "
+                               "from reporting.winback_work_list order by winback_rank limit %s", (TOP_WORK_LIST,))
+    work_list_total = _one(conn, "select count(*) as n from reporting.winback_work_list")["n"]
+    reason_recording = _all(conn, "select manager_id, lost_clients, reason_recorded, recording_rate "
+                                  "from reporting.loss_reason_recording where quarter_start = %s "
+                                  "order by recording_rate, manager_id", (quarter_start,))
+    contact_coverage = _all(conn, "select manager_id, key_clients, key_clients_contacted, contact_coverage "
+                                  "from reporting.contact_coverage_by_manager order by contact_coverage, manager_id")
+    deviations_top = _all(conn, "select client_id, manager_id, region, industry, net_revenue, "
+                                "same_quarter_last_year_revenue, deviation_vs_last_year, deviation_vs_last_year_pct, "
+                                "deviation_vs_previous_quarter from reporting.revenue_deviations "
+                                "where quarter_start = %s and deviation_vs_last_year < 0 "
+                                "order by deviation_vs_last_year, client_id limit %s", (quarter_start, TOP_DEVIATIONS))
+    deviations_summary = _one(conn, "select count(*) filter (where deviation_vs_last_year < 0) as falling, "
+                                    "count(*) as clients, coalesce(sum(net_revenue), 0) as revenue, "
+                                    "coalesce(min(quarter_revenue_at_risk_vs_last_year), 0) as at_risk_vs_last_year, "
+                                    "coalesce(min(quarter_revenue_at_risk_vs_previous_quarter), 0) "
+                                    "as at_risk_vs_previous_quarter from reporting.revenue_deviations "
+                                    "where quarter_start = %s", (quarter_start,))
+    promoters_top = _all(conn, "select promoter_rank, client_id, manager_id, latest_nps_score, lifetime_revenue, "
+                               "lifetime_gross_margin, loyalty_index, is_lost from reporting.promoters "
+                               "order by promoter_rank limit %s", (TOP_PROMOTERS,))
 
     return ReportData(
         quarter_start=quarter_start, definition=definition, kpi=kpi, history=history,
@@ -230,4 +264,7 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
         migration=migration, manager_moves=manager_moves, cohorts=cohorts, lost_top=lost_top,
         lost_total=lost_total, winback_by_manager=winback_by_manager, winback_by_channel=winback_by_channel,
         not_converted=not_converted, not_converted_summary=not_converted_summary, details_as_of=details_as_of,
-        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest, nps=nps)
+        at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest, nps=nps,
+        work_list_top=work_list_top, work_list_total=work_list_total, reason_recording=reason_recording,
+        contact_coverage=contact_coverage, deviations_top=deviations_top, deviations_summary=deviations_summary,
+        promoters_top=promoters_top)
