@@ -297,6 +297,23 @@ def cmd_report(args: argparse.Namespace) -> None:
         print("pdf:    not written (no PDF engine: install WeasyPrint or Chromium)")
 
 
+def cmd_compare_signals(args: argparse.Namespace) -> None:
+    import psycopg
+
+    from winback import warehouse
+    from winback.analytics import signal_comparison
+
+    with psycopg.connect(warehouse.warehouse_dsn(get_settings())) as conn:
+        if conn.execute("select to_regclass('intermediate.int_early_warning_backtest_clients')").fetchone()[0] is None:
+            raise SystemExit("error: the backtest is not built yet: run the winback_quarterly_kpis DAG "
+                             "(dbt build --select tag:quarterly) first")
+        results = signal_comparison.compare(conn)
+    if not results:
+        print("no quarter has a complete backtest horizon yet: nothing to compare")
+        return
+    print(signal_comparison.format_table(results))
+
+
 def _print_gate_and_publications(conn, limit: int) -> None:
     """The last quality-gate runs and the published quarter versions (winback status)."""
     gates = conn.execute(
@@ -425,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="output folder (default: <output_dir>/reports)")
     report.add_argument("--no-pdf", action="store_true", help="write the HTML only")
     report.set_defaults(func=cmd_report)
+
+    sub.add_parser("compare-signals", help="backtest the early-warning list's rhythm rules against BG/NBD's "
+                                           "probability alive, quarter by quarter").set_defaults(
+        func=cmd_compare_signals)
     return parser
 
 

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from reference import contract
 
+from winback.analytics import signal_comparison
 from winback.dbt import run_dbt
 
 pytestmark = pytest.mark.integration
@@ -542,6 +543,14 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     problems += diff(BACKTEST, reference["backtest"], read_relation(warehouse_dsn, "marts.fct_early_warning_backtest"))
     problems += diff(NPS, reference["nps"], read_relation(warehouse_dsn, "marts.fct_nps_quarterly"))
     problems += diff(CLIENT_VALUE, reference["client_value"], read_relation(warehouse_dsn, "marts.client_value"))
+    if case.generated:  # the signal comparison judges the rhythm list as the backtest does
+        with psycopg.connect(warehouse_dsn) as conn:
+            compared = {q.quarter_start: (q.active, q.rhythm.flagged, q.lost, q.rhythm.flagged_lost)
+                        for q in signal_comparison.compare(conn)}
+        expected = {row.quarter_start: (row.active_clients, row.flagged_clients, row.lost_clients,
+                                        row.flagged_lost_clients) for row in reference["backtest"].itertuples()}
+        if compared != expected:
+            problems.append(f"signal comparison, rhythm: {compared} != reference backtest {expected}")
     if problems:
         report = f"case {case.name} (D = {as_of}, vars {dbt_vars}):\n" + "\n".join(problems)
         print(report)
