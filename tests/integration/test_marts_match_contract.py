@@ -329,8 +329,12 @@ BACKTEST = Table("marts.fct_early_warning_backtest", ["quarter_start"],
 CLIENT_VALUE = Table("marts.client_value", ["client_id"],
                      exact=("first_purchase_date", "last_purchase_date", "days_since_last_purchase", "tenure_days",
                             "purchase_days", "ltv_rank", "is_lost", "abc_class", "latest_nps_score", "nps_category",
-                            "loyalty_index"),
+                            "loyalty_index", "days_since_last_contact"),
                      money=("lifetime_net_revenue", "lifetime_gross_margin"))
+COVERAGE = Table("reporting.contact_coverage_by_manager", ["manager_id"],
+                 exact=("key_clients", "key_clients_contacted"), rates=("contact_coverage",))
+RECORDING = Table("reporting.loss_reason_recording", ["quarter_start", "manager_id"],
+                  exact=("lost_clients", "reason_recorded"), rates=("recording_rate",))
 NPS = Table("marts.fct_nps_quarterly", ["quarter_start", "dimension", "dimension_value"],
             exact=("responses", "promoters", "passives", "detractors"), rates=("nps",))
 COHORTS = Table("marts.fct_cohort_return_rates (overall)", ["cohort_quarter", "dimension", "dimension_value"],
@@ -513,6 +517,9 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     reference["backtest"] = contract.early_warning_backtest(sales, as_of, params)
     reference["nps"] = contract.nps_quarterly(sales, contacts, clients, as_of)
     reference["client_value"] = contract.client_value(sales, contacts, as_of, params)
+    managers = {str(c["client_id"]): c.get("manager_id") for c in clients}
+    reference["coverage"] = contract.contact_coverage(reference["client_value"], managers, params)
+    reference["recording"] = contract.loss_reason_recording(sales, contacts, managers, as_of, params)
     episodes = reference["episodes"]
     assert len(episodes) >= case.min_episodes  # the data really exercises the lost-client rules
     if case.min_episodes:
@@ -527,6 +534,10 @@ def test_marts_match_the_reference(warehouse_dsn, case):
         assert value.is_lost.any() and (~value.is_lost).any()
         assert set(value.nps_category.dropna()) == {"promoter", "passive", "detractor"}
         assert value.loyalty_index.max() - value.loyalty_index.min() >= 2
+        recording = reference["recording"]  # losses with and without a recorded reason
+        assert 0 < recording.reason_recorded.sum() < recording.lost_clients.sum()
+        if not case.overrides:  # (the heavy-churn data's key clients are all quiet at D)
+            assert reference["coverage"].key_clients_contacted.sum() > 0
         backtest = reference["backtest"]  # quarters judged, with hits and misses
         assert len(backtest) >= 2 and (backtest.flagged_lost_clients > 0).any()
         assert (backtest.flagged_lost_clients < backtest.lost_clients).any()
@@ -543,6 +554,9 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     problems += diff(BACKTEST, reference["backtest"], read_relation(warehouse_dsn, "marts.fct_early_warning_backtest"))
     problems += diff(NPS, reference["nps"], read_relation(warehouse_dsn, "marts.fct_nps_quarterly"))
     problems += diff(CLIENT_VALUE, reference["client_value"], read_relation(warehouse_dsn, "marts.client_value"))
+    problems += diff(COVERAGE, reference["coverage"],
+                     read_relation(warehouse_dsn, "reporting.contact_coverage_by_manager"))
+    problems += diff(RECORDING, reference["recording"], read_relation(warehouse_dsn, "reporting.loss_reason_recording"))
     if case.generated:  # the signal comparison judges the rhythm list as the backtest does
         with psycopg.connect(warehouse_dsn) as conn:
             compared = {q.quarter_start: (q.active, q.rhythm.flagged, q.lost, q.rhythm.flagged_lost)

@@ -665,6 +665,7 @@ def client_value(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
     classes = {(row.client_id, row.quarter_end): row.abc_class for row in segment_rows.itertuples(index=False)}
     ends = sorted(set(segment_rows.quarter_end)) if len(segment_rows) else []
     nps = _latest_nps(contacts, d)
+    contact_days = _contact_days(contacts, d)
     rows = []
     for client in ledger.clients:
         pdays = ledger.purchase_days[client]
@@ -679,6 +680,7 @@ def client_value(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
         else:
             abc = classes.get((client, latest_end))
         score = nps.get(client)
+        contacted = [day for day in contact_days.get(client, [])]
         rows.append({
             "client_id": client, "first_purchase_date": first, "last_purchase_date": last,
             "days_since_last_purchase": (d - last).days, "tenure_days": (last - first).days,
@@ -686,6 +688,7 @@ def client_value(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
             "lifetime_net_revenue": ledger.net(client, dt.date.min, d),
             "lifetime_gross_margin": ledger.margin(client, dt.date.min, d),
             "is_lost": is_lost, "abc_class": abc, "latest_nps_score": score, "nps_category": nps_category(score),
+            "days_since_last_contact": (d - contacted[-1]).days if contacted else None,
             "loyalty_index": loyalty_index((d - last).days, len(pdays), (last - first).days, abc, score, params),
         })
     rows.sort(key=lambda r: (-r["lifetime_gross_margin"], r["client_id"]))
@@ -693,12 +696,62 @@ def client_value(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
         row["ltv_rank"] = rank
     frame = pd.DataFrame(rows, columns=CLIENT_VALUE_COLUMNS)
     frame["latest_nps_score"] = frame["latest_nps_score"].astype("Int64")
+    frame["days_since_last_contact"] = frame["days_since_last_contact"].astype("Int64")
     return frame
+
+
+def contact_coverage(value: pd.DataFrame, managers: dict[str, str | None], params: dict[str, Any] | None = None
+                     ) -> pd.DataFrame:
+    """Per manager: its active A and B clients (client_value's class) and those with a contact
+    in the last contact_coverage_window_days days ("Contact coverage of key clients")."""
+    params = resolve_params(params)
+    window = int(params["contact_coverage_window_days"])
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in value.itertuples(index=False):
+        if row.is_lost or row.abc_class not in ("A", "B"):
+            continue
+        manager = managers.get(row.client_id) or "unknown"
+        counts[manager][0] += 1
+        since = row.days_since_last_contact
+        counts[manager][1] += int(since is not None and not pd.isna(since) and since < window)
+    rows = [{"manager_id": m, "key_clients": n, "key_clients_contacted": c, "contact_coverage": rate4(c, n)}
+            for m, (n, c) in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=["manager_id", "key_clients", "key_clients_contacted", "contact_coverage"])
+
+
+def loss_reason_recording(sales: pd.DataFrame, contacts: pd.DataFrame | None, managers: dict[str, str | None],
+                          as_of: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Per quarter of lost_date and manager: the lost episodes and those with a loss reason
+    recorded in a contact dated after the last purchase and before the return (or up to D)
+    ("Loss-reason recording rate")."""
+    params = resolve_params(params)
+    d = as_date(as_of)
+    episodes = lost_episodes(sales, d, lost_after_of(params))
+    reasons: dict[str, list[tuple[Any, str, dt.date]]] = defaultdict(list)
+    for row in (contacts if contacts is not None else pd.DataFrame()).itertuples(index=False):
+        reason = getattr(row, "loss_reason", None)
+        if row.client_id is None or pd.isna(row.client_id) or reason is None or pd.isna(reason):
+            continue
+        stamp = pd.Timestamp(row.contact_at)
+        stamp = stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp
+        reasons[str(row.client_id)].append((stamp, str(row.contact_id), stamp.date()))
+    counts: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0, 0])
+    for e in episodes.itertuples(index=False):
+        until = e.return_date if e.return_date is not None and not pd.isna(e.return_date) else d + days(1)
+        recorded = any(e.last_purchase_date < day < until for _s, _c, day in reasons.get(e.client_id, []))
+        key = (quarter_start(e.lost_date), managers.get(e.client_id) or "unknown")
+        counts[key][0] += 1
+        counts[key][1] += int(recorded)
+    rows = [{"quarter_start": q, "manager_id": m, "lost_clients": n, "reason_recorded": r,
+             "recording_rate": rate4(r, n)} for (q, m), (n, r) in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=["quarter_start", "manager_id", "lost_clients", "reason_recorded",
+                                       "recording_rate"])
 
 
 CLIENT_VALUE_COLUMNS = ["client_id", "first_purchase_date", "last_purchase_date", "days_since_last_purchase",
                         "tenure_days", "purchase_days", "lifetime_net_revenue", "lifetime_gross_margin", "ltv_rank",
-                        "is_lost", "abc_class", "latest_nps_score", "nps_category", "loyalty_index"]
+                        "is_lost", "abc_class", "latest_nps_score", "nps_category", "loyalty_index",
+                        "days_since_last_contact"]
 NPS_COLUMNS = ["quarter_start", "dimension", "dimension_value", "responses", "promoters", "passives", "detractors",
                "nps"]
 BACKTEST_COLUMNS = ["quarter_start", "quarter_end", "flagged_as_of", "horizon_end", "active_clients", "flagged_clients",
