@@ -442,6 +442,10 @@ def test_revenue_deviations_and_region_and_industry_tables(template, rendered):
     listed = [tr.attrs["data-client-id"] for tr in section.all("tr", **{"class": "deviation"})]
     assert falls and listed == [client for (client,) in falls][:10]
     assert f"{len(falls)} of " in section.one("p").text()
+    total_fall = rows(template["dsn"], "select -sum(deviation_vs_last_year) from marts.fct_revenue_deviations "
+                                       "where quarter_start = %s and deviation_vs_last_year < 0", (Q1_2025,))[0][0]
+    assert section.one("span", data_field="fall-vs-last-year").text() == \
+        f"{int(total_fall.quantize(Decimal(1), rounding=ROUND_HALF_UP)):,}"
     for dimension in ("region", "industry"):
         published = rows(template["dsn"], "select dimension_value from reporting.kpi_quarterly_breakdown "
                                           "where quarter_start = %s and dimension = %s", (Q1_2025, dimension))

@@ -8,11 +8,17 @@
 
 {{ config(post_hook=["{{ delete_placeholders('episode_number') }}"]) }}
 
+{#- Clients: read only with an L per industry (a changed industry moves the lost dates); set
+    here, outside that condition, so that dbt's graph always shows it as a parent. -#}
+{%- set clients = ref('int_clients') %}
+
 with
 
 {{
     changed_clients_cte(
-        revenue=ref('int_client_daily_revenue'), clients=ref('int_clients'), lost_dates=ref('int_purchase_days')
+        revenue=ref('int_client_daily_revenue'),
+        clients=clients if var('lost_after_days_by_industry') else none,
+        lost_dates=ref('int_purchase_days')
     )
 }}
 

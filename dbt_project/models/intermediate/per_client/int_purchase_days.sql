@@ -7,7 +7,9 @@
 -- all purchase days <= D and applies to the client's whole history; so does the industry.
 --
 -- Per-client incremental (macros/changed_clients.sql): a nightly run recomputes the
--- clients whose days changed; a client left without purchase days keeps only its
+-- clients whose days changed, and with an L per industry those whose clients row was
+-- re-delivered (without one, a manager reassigning thousands of clients must not
+-- recompute their purchase days); a client left without purchase days keeps only its
 -- placeholder row, which the post-hook removes.
 
 {{
@@ -19,7 +21,12 @@
 
 with
 
-{{ changed_clients_cte(revenue=ref('int_client_daily_revenue'), clients=ref('int_clients')) }}
+{{
+    changed_clients_cte(
+        revenue=ref('int_client_daily_revenue'),
+        clients=ref('int_clients') if var('lost_after_days_by_industry') else none
+    )
+}}
 
 purchase_days as (
 
