@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 
 import psycopg
 import pytest
@@ -94,6 +95,12 @@ def test_a_1990s_history_runs_end_to_end_and_publishes_its_closed_quarters(old_e
     # An HTML report per published quarter; a PDF (when an engine is there) of the latest only.
     assert len(list(reports.glob("*.html"))) == len(expected)
     assert {path.name for path in reports.glob("*.pdf")} <= {"winback-report-1998-Q4-v1.pdf"}
+    # The dbt docs site: its page, the warehouse's catalog and the project's manifest it reads.
+    docs = tmp_path / "home" / "output" / "dbt_docs"
+    catalog = json.loads((docs / "catalog.json").read_text())
+    manifest = json.loads((docs / "manifest.json").read_text())
+    assert (docs / "index.html").is_file() and "model.winback.client_value" in manifest["nodes"]
+    assert "model.winback.lost_clients" in catalog["nodes"]
 
 
 def test_a_dag_run_that_runs_no_task_is_an_error_naming_the_dag_and_date(cli_env, tmp_path):
