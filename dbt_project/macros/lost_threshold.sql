@@ -9,34 +9,28 @@
     - else L (var lost_after_days).
 #}
 {% macro lost_threshold_days(median_gap_days, industry) -%}
-    {%- set segment_threshold -%}
-        {%- set by_industry = var('lost_after_days_by_industry') or {} -%}
-        {%- if by_industry -%}
-            case {{ industry }}
-                {%- for name in by_industry | list | sort %}
-                when '{{ name | replace("'", "''") }}' then {{ by_industry[name] | int }}
-                {%- endfor %}
-                else {{ var('lost_after_days') | int }}
-            end
-        {%- else -%}
-            {{ var('lost_after_days') | int }}
-        {%- endif -%}
-    {%- endset -%}
-    {%- if flag_var('adaptive_threshold_enabled') -%}
-        case
-            -- greatest() / least() skip nulls: a client without a gap must not get the minimum
-            when {{ median_gap_days }} is null then {{ segment_threshold }}
-            else cast(least(
-                    greatest(
-                        ceil({{ var('adaptive_k') }} * {{ median_gap_days }}),
-                        {{ var('adaptive_min_days') }}
-                    ),
-                    {{ var('adaptive_max_days') }}
-                ) as integer)
-        end
-    {%- else -%}
-        {{ segment_threshold }}
-    {%- endif -%}
+{%- set by_industry = var('lost_after_days_by_industry') or {} -%}
+{%- set segment_threshold -%}
+{%- if by_industry -%}
+case {{ industry }}
+{%- for name in by_industry | list | sort %} when '{{ name | replace("'", "''") }}' then {{ by_industry[name] | int }}
+{%- endfor %} else {{ var('lost_after_days') | int }} end
+{%- else -%}
+{{ var('lost_after_days') | int }}
+{%- endif -%}
+{%- endset -%}
+{%- if flag_var('adaptive_threshold_enabled') -%}
+case
+    -- greatest() / least() skip nulls: a client without a gap must not get the minimum
+    when {{ median_gap_days }} is null then {{ segment_threshold }}
+    else cast(least(
+        greatest(ceil({{ var('adaptive_k') }} * {{ median_gap_days }}), {{ var('adaptive_min_days') }}),
+        {{ var('adaptive_max_days') }}
+    ) as integer)
+end
+{%- else -%}
+{{ segment_threshold }}
+{%- endif -%}
 {%- endmacro %}
 
 
@@ -45,14 +39,14 @@
     industries' L, and with the adaptive rule on, also its clamp bounds.
 #}
 {% macro lost_threshold_bounds() -%}
-    {%- set thresholds = [var('lost_after_days') | int] -%}
-    {%- set by_industry = var('lost_after_days_by_industry') or {} -%}
-    {%- for name in by_industry | list -%}
-        {%- do thresholds.append(by_industry[name] | int) -%}
-    {%- endfor -%}
-    {%- if flag_var('adaptive_threshold_enabled') -%}
-        {%- do thresholds.append(var('adaptive_min_days') | int) -%}
-        {%- do thresholds.append(var('adaptive_max_days') | int) -%}
-    {%- endif -%}
-    {{- return([thresholds | min, thresholds | max]) -}}
+{%- set thresholds = [var('lost_after_days') | int] -%}
+{%- set by_industry = var('lost_after_days_by_industry') or {} -%}
+{%- for name in by_industry | list -%}
+{%- do thresholds.append(by_industry[name] | int) -%}
+{%- endfor -%}
+{%- if flag_var('adaptive_threshold_enabled') -%}
+{%- do thresholds.append(var('adaptive_min_days') | int) -%}
+{%- do thresholds.append(var('adaptive_max_days') | int) -%}
+{%- endif -%}
+{{- return([thresholds | min, thresholds | max]) -}}
 {%- endmacro %}
