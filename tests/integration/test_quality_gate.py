@@ -443,7 +443,7 @@ def test_publish_after_correction_creates_version_2(template, wh):
 
 
 def test_missing_table_fails_the_gate_with_a_named_reason(wh):
-    execute(wh, "drop table marts.fct_revenue_deviations")
+    execute(wh, "drop table marts.fct_revenue_deviations cascade")  # (and the BI view on it)
     result = run_gate(wh, "kpi", AS_OF, QUARTER, "test-missing-table")
     assert not result.success
     assert "fct_revenue_deviations.reconciles_with_raw" in result.failed_blocking
