@@ -19,12 +19,16 @@
     )
 }}
 
+{#- The clients' industries are read only with an L per industry (without one the join
+    is pure cost); set here, outside that branch, so that dbt's graph shows the parent. -#}
+{%- set clients = ref('int_clients') %}
+
 with
 
 {{
     changed_clients_cte(
         revenue=ref('int_client_daily_revenue'),
-        clients=ref('int_clients') if var('lost_after_days_by_industry') else none
+        clients=clients if var('lost_after_days_by_industry') else none
     )
 }}
 
@@ -84,8 +88,10 @@ results as (
     from sequenced
     left join gaps
         on sequenced.client_id = gaps.client_id
-    left join {{ ref('int_clients') }} as clients
-        on sequenced.client_id = clients.client_id
+    {% if var('lost_after_days_by_industry') -%}
+        left join {{ clients }} as clients
+            on sequenced.client_id = clients.client_id
+    {%- endif %}
 
 )
 
