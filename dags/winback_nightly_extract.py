@@ -31,8 +31,9 @@ def winback_nightly_extract():
     as_of = task(task_id="resolve_as_of")(tasks.nightly_as_of)()
     raw_assets = [raw_asset(entity) for entity in EXTRACT_ORDER]
     validated = task(task_id="validate_raw", outlets=raw_assets)(common.validate_raw)(as_of)
-    prepared >> [extracted["managers"], extracted["clients"]]
+    prepared >> [extracted["managers"], extracted["clients"], extracted["campaigns"]]
     extracted["clients"] >> [extracted["sales_lines"], extracted["contacts"]]
+    extracted["campaigns"] >> extracted["contacts"]
     [extracted["sales_lines"], extracted["contacts"], extracted["managers"]] >> as_of >> validated
 
 

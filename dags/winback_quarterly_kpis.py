@@ -46,8 +46,10 @@ def winback_quarterly_kpis():
     straight_on = EmptyOperator(task_id=tasks.NO_REVIEW_TASK)
     published = task(task_id="publish", outlets=[reporting_asset()],
                      trigger_rule="none_failed_min_one_success")(tasks.publish)(validations)
-    task(task_id="render_report")(tasks.report)(published)
-    as_of >> build >> [quarters, raw_gate]
+    uplift = task(task_id="measure_campaign_uplift")(tasks.measure_campaign_uplift)()
+    report = task(task_id="render_report")(tasks.report)(published)
+    as_of >> build >> [quarters, raw_gate, uplift]
+    uplift >> report
     raw_gate >> validations >> review >> [approve, straight_on] >> published
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import psycopg
 import pytest
 
 from winback.config import get_settings
-from winback.extract import DeliveryRejected, QuarantineLimitExceeded, bulk_load, extract_entity, staged
+from winback.extract import ENTITIES, DeliveryRejected, QuarantineLimitExceeded, bulk_load, extract_entity, staged
 
 pytestmark = pytest.mark.integration
 
@@ -413,6 +414,104 @@ def test_more_contract_breaches_are_caught_in_the_database(warehouse_dsn, tmp_pa
     assert active is True
 
 
+# ------------------------------------------------------------------------------ data contract v2
+V2_CONTACT_HEADER = "contact_id,client_id,manager_id,contact_at,channel,outcome,campaign_id,offer_type,offer_value"
+CAMPAIGN_HEADER = "campaign_id,name,start_date,end_date,target_segment,cost"
+
+
+def load_accounts(dsn, entity):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select regexp_replace(f.source_object, '^.*/', ''), f.records, f.loaded, f.unchanged, f.superseded,"
+            " f.quarantined from audit.load_files f join audit.load_runs r using (load_id) where r.entity = %s"
+            " order by f.load_id, f.delivery", (entity,)).fetchall()
+
+
+def test_a_v1_contacts_file_and_no_campaigns_file_load_as_before(warehouse_dsn, tmp_path):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files")
+    (tmp_path / "contacts_20250110.csv").write_text(
+        CONTACT_HEADER + "\nK1,C1,M1,2025-01-10 10:00,call,outbound,reached,price,9,\n")
+    campaigns = extract_entity("campaigns", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (campaigns.deliveries, campaigns.rows_read, campaigns.drift_columns, campaigns.rejected) == (0, 0, [], [])
+    contacts = extract_entity("contacts", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (contacts.rows_read, contacts.rows_inserted, contacts.rows_quarantined) == (1, 1, 0)
+    assert contacts.drift_columns == []
+    with psycopg.connect(warehouse_dsn) as conn:
+        row = conn.execute("select nps_score, campaign_id, offer_type, offer_value, _extra from raw.contacts").fetchone()
+        runs = conn.execute("select entity, status, drift_columns from audit.load_runs order by load_id").fetchall()
+    assert row == (9, None, None, None, None)
+    assert runs == [("campaigns", "success", None), ("contacts", "success", None)]
+
+
+@pytest.mark.parametrize("bulk_load", [True, False])
+def test_a_v2_contacts_file_and_a_campaigns_file_load_their_values(warehouse_dsn, tmp_path, bulk_load):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", bulk_load=bulk_load)
+    (tmp_path / "campaigns.csv").write_text(
+        CAMPAIGN_HEADER + "\nW1,Spring win-back,2025-01-01,2025-03-31,lost A,1500.50\n"
+        "W2,Planned,2025-06-01,,lost B/C,\n")  # starts after the as-of date: planned, not a breach
+    (tmp_path / "contacts_20250110.csv").write_text(
+        V2_CONTACT_HEADER + "\nK1,C1,M1,2025-01-09 10:00,call,reached,W1,gift,25.00\n"
+        "K2,C2,M1,2025-01-09 11:00,email,no_answer, W1 ,none,0\n"
+        "K3,C3,M1,2025-01-09 12:00,call,reached,W9,discount,12.5\n"  # W9: its campaigns row may come later
+        "K4,C4,M1,2025-01-09 13:00,call,reached,,,\n")
+    campaigns = extract_entity("campaigns", as_of=dt.date(2025, 1, 10), settings=settings)
+    contacts = extract_entity("contacts", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (campaigns.rows_inserted, campaigns.rows_quarantined, campaigns.drift_columns) == (2, 0, [])
+    assert (contacts.rows_inserted, contacts.rows_quarantined, contacts.drift_columns) == (4, 0, [])
+    with psycopg.connect(warehouse_dsn) as conn:
+        stored_campaigns = conn.execute(
+            "select campaign_id, name, start_date, end_date, target_segment, cost from raw.campaigns order by 1"
+        ).fetchall()
+        stored_contacts = conn.execute(
+            "select contact_id, campaign_id, offer_type, offer_value from raw.contacts order by 1").fetchall()
+    assert stored_campaigns == [
+        ("W1", "Spring win-back", dt.date(2025, 1, 1), dt.date(2025, 3, 31), "lost A", Decimal("1500.50")),
+        ("W2", "Planned", dt.date(2025, 6, 1), None, "lost B/C", None)]
+    assert stored_contacts == [("K1", "W1", "gift", Decimal("25.00")), ("K2", "W1", "none", Decimal("0")),
+                               ("K3", "W9", "discount", Decimal("12.5")), ("K4", None, None, None)]
+
+
+@pytest.mark.parametrize("bulk_load", [True, False])
+def test_v2_breaches_are_quarantined_with_their_reasons_and_every_record_is_accounted_for(warehouse_dsn, tmp_path,
+                                                                                        bulk_load):
+    settings = settings_for(warehouse_dsn, None, tmp_path, sales_source="files", quarantine_max_share=0.6,
+                            bulk_load=bulk_load)
+    (tmp_path / "campaigns_1.csv").write_text(
+        CAMPAIGN_HEADER + "\nW1,Spring,2025-01-01,2025-03-31,lost A,1000\n"
+        "W2,Bad cost,2025-01-01,,lost B/C,-100\n"
+        "W3,Backwards,2024-02-01,2024-01-01,,\n"
+        "W4,One day,2025-01-05,2025-01-05,,0\n")
+    (tmp_path / "contacts_1.csv").write_text(
+        V2_CONTACT_HEADER + "\nK1,C1,M1,2025-01-09 10:00,call,reached,W1,gift,25.00\n"
+        "K2,C1,M1,2025-01-09 11:00,call,refused,W1,discount,-5\n"
+        "K3,C2,M1,2025-01-09 12:00,email,reached,W1,none,0\n")
+    campaigns = extract_entity("campaigns", as_of=dt.date(2025, 1, 10), settings=settings)
+    contacts = extract_entity("contacts", as_of=dt.date(2025, 1, 10), settings=settings)
+    assert (campaigns.rows_read, campaigns.rows_inserted, campaigns.rows_quarantined) == (4, 2, 2)
+    assert (contacts.rows_read, contacts.rows_inserted, contacts.rows_quarantined) == (3, 2, 1)
+    reasons = {(obj.rsplit("/", 1)[-1], row): reason for obj, row, reason, _ in quarantine(warehouse_dsn)}
+    assert reasons == {("campaigns_1.csv", 2): "cost -100 is negative",
+                       ("campaigns_1.csv", 3): "end_date 2024-01-01 is before start_date 2024-02-01",
+                       ("contacts_1.csv", 2): "offer_value -5 is negative"}
+
+    # The corrected campaign arrives with an unchanged one: records = loaded + quarantined + unchanged.
+    (tmp_path / "campaigns_2.csv").write_text(
+        CAMPAIGN_HEADER + "\nW1,Spring,2025-01-01,2025-03-31,lost A,1000\nW3,Backwards,2024-01-01,2024-02-01,,\n"
+        "W5,Worse,2025-01-01,2024-12-31,,-1\n")
+    again = extract_entity("campaigns", as_of=dt.date(2025, 1, 11), settings=settings)
+    assert (again.rows_inserted, again.rows_unchanged, again.rows_quarantined) == (1, 1, 1)
+    accounts = load_accounts(warehouse_dsn, "campaigns") + load_accounts(warehouse_dsn, "contacts")
+    assert accounts == [("campaigns_1.csv", 4, 2, 0, 0, 2), ("campaigns_2.csv", 3, 1, 1, 0, 1),
+                        ("contacts_1.csv", 3, 2, 0, 0, 1)]
+    for _, records, loaded, unchanged, superseded, quarantined in accounts:
+        assert records == loaded + quarantined + unchanged + superseded
+    # A row that breaks two rules is quarantined for the first: its own values before the rule across them.
+    assert quarantine(warehouse_dsn)[-1][2] == "cost -1 is negative"
+    with psycopg.connect(warehouse_dsn) as conn:
+        assert [r[0] for r in conn.execute("select campaign_id from raw.campaigns order by 1")] == ["W1", "W3", "W4"]
+        assert [r[0] for r in conn.execute("select contact_id from raw.contacts order by 1")] == ["K1", "K3"]
+
+
 # ------------------------------------------------------------------------------ cheap and careful checks
 # Each value in its own file (its own delivery, checked on its own): valid edge cases and
 # contract breaches of every kind. The loader checks a delivery with cheap operators first
@@ -451,6 +550,20 @@ MANAGER_EDGE_ROWS = {"yes": ("Ann,YES", False), "t": ("Bob, t", True), "on": ("C
 CONTACT_EDGE_ROWS = {"nps": ("2025-01-10 09:00,call,7", False), "nps_high": ("2025-01-10 09:00,call,11", True),
                      "nps_padded": ("2025-01-10 09:00,call, 10", False), "nps_decimal": ("2025-01-10 09:00,call,5.0", True),
                      "future": ("2025-01-11 00:30,call,", True), "no_channel": ("2025-01-10T09:00,,", True)}
+OFFER_EDGE_HEADER = "contact_id,contact_at,channel,campaign_id,offer_type,offer_value"
+OFFER_EDGE_ROWS = {"offer": ("2025-01-10 09:00,call,W1,gift,12.5", False),
+                   "offer_zero": ("2025-01-10 09:00,call,W1,none,0", False),
+                   "offer_minus_zero": ("2025-01-10 09:00,call,W1,none,-0.00", False),
+                   "offer_padded_campaign": ("2025-01-10 09:00,call, W1 ,gift,", False),
+                   "offer_negative": ("2025-01-10 09:00,call,W1,discount,-5", True),
+                   "offer_tiny_negative": ("2025-01-10 09:00,call,W1,discount,-0.001", True),
+                   "offer_nan": ("2025-01-10 09:00,call,W1,gift,NaN", True)}
+CAMPAIGN_EDGE_HEADER = "campaign_id,start_date,end_date,cost"
+CAMPAIGN_EDGE_ROWS = {"plain": ("2025-01-01,2025-03-31,1000", False), "planned": ("2025-06-01,,", False),
+                      "one_day": ("2025-02-01,2025-02-01,0", False), "cost_minus_zero": ("2025-02-01,,-0", False),
+                      "ends_before": ("2025-02-01,2025-01-31,", True), "cost_negative": ("2025-02-01,,-0.01", True),
+                      "no_start": (",2025-02-01,", True), "end_invalid": ("2025-02-01,2025-02-30,", True),
+                      "both_bad": ("2025-02-01,2025-01-01,-1", True)}
 
 
 def write_edge_files(landing):
@@ -460,6 +573,10 @@ def write_edge_files(landing):
         (landing / f"managers_{name}.csv").write_text(f"manager_id,name,active\nM_{name},{row}\n")
     for name, (row, _) in CONTACT_EDGE_ROWS.items():
         (landing / f"contacts_{name}.csv").write_text(f"contact_id,contact_at,channel,nps_score\nK_{name},{row}\n")
+    for name, (row, _) in OFFER_EDGE_ROWS.items():
+        (landing / f"contacts_{name}.csv").write_text(f"{OFFER_EDGE_HEADER}\nK_{name},{row}\n")
+    for name, (row, _) in CAMPAIGN_EDGE_ROWS.items():
+        (landing / f"campaigns_{name}.csv").write_text(f"{CAMPAIGN_EDGE_HEADER}\nW_{name},{row}\n")
 
 
 @pytest.fixture
@@ -480,7 +597,7 @@ def careful_checks(monkeypatch) -> list[str]:
 
 def load_edge_files(dsn, landing):
     settings = settings_for(dsn, None, landing, sales_source="files", quarantine_max_share=1.0)
-    for entity in ("managers", "sales_lines", "contacts"):
+    for entity in ("managers", "sales_lines", "campaigns", "contacts"):
         extract_entity(entity, as_of=dt.date(2025, 1, 10), settings=settings)
 
 
@@ -488,7 +605,7 @@ def loaded_state(dsn):
     with psycopg.connect(dsn) as conn:
         raw = {table: conn.execute(
             f"select to_jsonb(t) - '_loaded_at' from raw.{table} t order by 1").fetchall()
-            for table in ("sales_lines", "managers", "contacts")}
+            for table in ("sales_lines", "managers", "campaigns", "contacts")}
         quarantined = conn.execute(
             "select entity, source_object, row_number, raw_row, reason from audit.quarantine"
             " order by entity, source_object, row_number").fetchall()
@@ -516,13 +633,19 @@ def test_cheap_checks_pass_exactly_the_rows_the_careful_checks_pass(warehouse_ds
     # The careful checks ran exactly on the files with a bad row; the good ones passed the cheap ones.
     bad = {f"sales_lines_{n}.csv" for n, (_, breaks) in SALES_EDGE_ROWS.items() if breaks}
     bad |= {f"managers_{n}.csv" for n, (_, breaks) in MANAGER_EDGE_ROWS.items() if breaks}
-    bad |= {f"contacts_{n}.csv" for n, (_, breaks) in CONTACT_EDGE_ROWS.items() if breaks}
+    bad |= {f"contacts_{n}.csv" for n, (_, breaks) in {**CONTACT_EDGE_ROWS, **OFFER_EDGE_ROWS}.items() if breaks}
+    bad |= {f"campaigns_{n}.csv" for n, (_, breaks) in CAMPAIGN_EDGE_ROWS.items() if breaks}
     assert careful_on == bad
     raw, quarantined = loaded_state(warehouse_dsn)
     assert {r[1].rsplit("/", 1)[-1] for r in quarantined} == bad
     for table, cases in (("sales_lines", SALES_EDGE_ROWS), ("managers", MANAGER_EDGE_ROWS),
-                         ("contacts", CONTACT_EDGE_ROWS)):
+                         ("contacts", {**CONTACT_EDGE_ROWS, **OFFER_EDGE_ROWS}), ("campaigns", CAMPAIGN_EDGE_ROWS)):
         assert len(raw[table]) == sum(not breaks for _, breaks in cases.values())
+    reasons = {r[1].rsplit("/", 1)[-1]: r[4] for r in quarantined}
+    assert reasons["contacts_offer_tiny_negative.csv"] == "offer_value -0.001 is negative"
+    assert reasons["campaigns_ends_before.csv"] == "end_date 2025-01-31 is before start_date 2025-02-01"
+    assert reasons["campaigns_both_bad.csv"] == "cost -1 is negative"
+    assert reasons["campaigns_end_invalid.csv"] == "end_date is not an ISO date: '2025-02-30'"
 
 
 def test_a_duplicate_key_in_a_clean_delivery_is_quarantined_without_the_careful_checks(warehouse_dsn, tmp_path,
@@ -595,6 +718,15 @@ BULK_SALES_CASES = {  # name: (rows after line_id, the bulk path copies some of 
     # The same key copied and held back: rolled back, loaded the usual way.
     "duplicate_split": (["O,C,2025-01-10,1,10,,completed,", "O,C,2025-01-10,1,11,,Cancelled,"], False),
 }
+BULK_OFFER_CASES = {  # contact_at, channel, offer_value
+    "offer_ok": (["2025-01-08 09:00,call,25.50", "2025-01-08 10:00,call,0", "2025-01-08 11:00,call,"], True),
+    "offer_negative": (["2025-01-08 09:00,call,-5"], False),
+    "offer_mixed": (["2025-01-08 09:00,call,5", "2025-01-08 10:00,call,-0.5", "2025-01-08 11:00,call,1e1"], True),
+}
+BULK_CAMPAIGN_CASES = {  # start_date, end_date, cost: never copied, a row rule keeps campaigns on the SQL path
+    "campaign_ok": (["2025-01-01,2025-03-31,100"], False),
+    "campaign_backwards": (["2025-02-01,2025-01-01,100", "2025-01-01,,-3"], False),
+}
 BULK_CONTACT_CASES = {
     "past": (["2025-01-08 09:00,call,7", "2025-01-08T23:00:00+01:00,visit,"], True),
     "on_the_as_of_day": (["2025-01-10 09:00,call,7"], False),  # its zone decides: the SQL path
@@ -608,7 +740,7 @@ def load_each_on_its_own(dsn, tmp_path, name, header, rows, entity, bulk_load=Tr
     """Load one case's file into an emptied raw table; returns its raw rows and quarantine rows."""
     folder = tmp_path / name
     folder.mkdir(parents=True)
-    key = "line_id" if entity == "sales_lines" else "contact_id"
+    key = ENTITIES[entity].key
     numbered = [f"{key[0].upper()}_{name}_{i if not name.startswith('duplicate') else 0},{row}" if row else ""
                 for i, row in enumerate(rows)]
     (folder / f"{entity}_{name}.csv").write_text(header + "\n" + "\n".join(numbered) + "\n")
@@ -637,6 +769,8 @@ def test_the_bulk_path_stores_and_quarantines_exactly_what_the_usual_path_does(w
     monkeypatch.setattr(bulk_load, "bulk_write", lambda copy, chunk: (copied.append(chunk), real_write(copy, chunk)))
     cases = [("sales_lines", BULK_SALES_HEADER, n, c) for n, c in BULK_SALES_CASES.items()]
     cases += [("contacts", "contact_id,contact_at,channel,nps_score", n, c) for n, c in BULK_CONTACT_CASES.items()]
+    cases += [("contacts", "contact_id,contact_at,channel,offer_value", n, c) for n, c in BULK_OFFER_CASES.items()]
+    cases += [("campaigns", "campaign_id,start_date,end_date,cost", n, c) for n, c in BULK_CAMPAIGN_CASES.items()]
     with_bulk, kept_by_bulk = {}, set()
     for entity, header, name, (rows, _) in cases:
         copied.clear()

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from reference import contract
 
-from winback.analytics import signal_comparison
+from winback.analytics import campaign_uplift, signal_comparison
 from winback.dbt import run_dbt
 
 pytestmark = pytest.mark.integration
@@ -169,14 +169,38 @@ def generate(shape: Shape) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     ]
     contact_frame = pd.DataFrame(contacts)
     contact_frame["nps_score"] = contact_frame["nps_score"].astype("Int64")
-    return sales, contact_frame, clients
+    return sales, with_campaigns(contact_frame, random.Random(shape.seed + 1)), clients
+
+
+CAMPAIGNS = [  # W3 has contacts but no campaigns row: it counts with cost 0
+    {"campaign_id": "W1", "name": "Spring win-back", "start_date": dt.date(2020, 3, 1), "end_date": None,
+     "target_segment": "lost A/B", "cost": Decimal("1500.00")},
+    {"campaign_id": "W2", "name": "Gift mailing", "start_date": dt.date(2021, 9, 1),
+     "end_date": dt.date(2021, 10, 31), "target_segment": "lost", "cost": Decimal("400.00")},
+]
+OFFER_TYPES = ["gift", "service", "discount", "none", None]
+
+
+def with_campaigns(contacts: pd.DataFrame, rng: random.Random) -> pd.DataFrame:
+    """Contract v2 columns on about half the contacts (a campaign, an offer type and value,
+    mixed case on purpose), drawn from their own random stream so that the v1 columns of the
+    generated data stay as they were."""
+    campaign, offer, value = [], [], []
+    for _ in range(len(contacts)):
+        chosen = rng.choice(["W1", "W2", "W3"]) if rng.random() < 0.5 else None
+        kind = rng.choice(OFFER_TYPES) if chosen else None
+        campaign.append(chosen)
+        offer.append(kind.upper() if kind == "gift" and rng.random() < 0.3 else kind)
+        value.append(cents(rng.randint(0, 30000)) if kind not in (None, "none") else None)
+    return contacts.assign(campaign_id=campaign, offer_type=offer, offer_value=value)
 
 
 # ----------------------------------------------------------------------------- loading
 SALES_COLUMNS = ["line_id", "order_id", "client_id", "order_date", "quantity", "net_amount", "cost_amount",
                  "product_id", "channel", "status"]
 CONTACT_COLUMNS = ["contact_id", "client_id", "manager_id", "contact_at", "channel", "direction", "outcome",
-                   "loss_reason", "nps_score"]
+                   "loss_reason", "nps_score", "campaign_id", "offer_type", "offer_value"]
+CAMPAIGN_COLUMNS = ["campaign_id", "name", "start_date", "end_date", "target_segment", "cost"]
 CLIENT_COLUMNS = ["client_id", "name", "region", "industry", "manager_id", "acquisition_channel",
                   "potential_revenue"]
 
@@ -195,7 +219,9 @@ def load_raw(dsn: str, sales: pd.DataFrame, contacts: pd.DataFrame, clients: lis
                   [{"manager_id": m, "name": f"Manager {m}", "team": "T1", "active": True} for m in MANAGERS])
         copy_rows(conn, "raw.clients", CLIENT_COLUMNS, clients)
         copy_rows(conn, "raw.sales_lines", SALES_COLUMNS, none(sales))
-        copy_rows(conn, "raw.contacts", CONTACT_COLUMNS, none(contacts))
+        copy_rows(conn, "raw.contacts", CONTACT_COLUMNS, none(contacts.reindex(columns=CONTACT_COLUMNS)))
+        if "campaign_id" in contacts and contacts.campaign_id.notna().any():
+            copy_rows(conn, "raw.campaigns", CAMPAIGN_COLUMNS, CAMPAIGNS)
 
 
 def read_relation(dsn: str, relation: str, where: str = "") -> pd.DataFrame | str:
@@ -337,6 +363,15 @@ RECORDING = Table("reporting.loss_reason_recording", ["quarter_start", "manager_
                   exact=("lost_clients", "reason_recorded"), rates=("recording_rate",))
 NPS = Table("marts.fct_nps_quarterly", ["quarter_start", "dimension", "dimension_value"],
             exact=("responses", "promoters", "passives", "detractors"), rates=("nps",))
+CAMPAIGN_RESULTS = Table("marts.fct_campaign_results", ["campaign_id", "abc_class", "offer_type"],
+                         exact=("campaign_name", "targeted_episodes", "reached_episodes", "returned_90d",
+                                "window_complete_90d", "returned_180d", "window_complete_180d"),
+                         money=("revenue_recovered", "gross_margin_recovered", "offer_cost", "campaign_cost",
+                                "net_margin"),
+                         rates=("return_rate",))
+UPLIFT_CELLS = Table("intermediate.int_campaign_uplift_cells",
+                     ["campaign_id", "offer_type", "lost_quarter", "abc_class", "entry_month"],
+                     exact=("treated_episodes", "treated_returned", "comparison_episodes", "comparison_returned"))
 COHORTS = Table("marts.fct_cohort_return_rates (overall)", ["cohort_quarter", "dimension", "dimension_value"],
                 exact=("lost_episodes", "returned_within_90", "returned_within_180", "returned_within_365",
                        "window_closed_90", "window_closed_180", "window_closed_365"),
@@ -520,6 +555,9 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     managers = {str(c["client_id"]): c.get("manager_id") for c in clients}
     reference["coverage"] = contract.contact_coverage(reference["client_value"], managers, params)
     reference["recording"] = contract.loss_reason_recording(sales, contacts, managers, as_of, params)
+    targeted = contract.campaign_episodes(sales, contacts, as_of, params)
+    reference["campaigns"] = contract.campaign_results(targeted, CAMPAIGNS, params)
+    reference["uplift_cells"] = contract.campaign_uplift_cells(sales, contacts, targeted, as_of, params)
     episodes = reference["episodes"]
     assert len(episodes) >= case.min_episodes  # the data really exercises the lost-client rules
     if case.min_episodes:
@@ -538,6 +576,11 @@ def test_marts_match_the_reference(warehouse_dsn, case):
         assert 0 < recording.reason_recorded.sum() < recording.lost_clients.sum()
         if not case.overrides:  # (the heavy-churn data's key clients are all quiet at D)
             assert reference["coverage"].key_clients_contacted.sum() > 0
+        campaigns = reference["campaigns"]  # campaigns that pay and that do not, cells to compare with
+        assert (campaigns.net_margin > 0).any() and (campaigns.net_margin < 0).any()
+        assert set(campaigns.offer_type) >= {"gift", "service", "discount", "none"}
+        if len(episodes) >= 100:  # (a dozen clients leave no lost client uncontacted to compare with)
+            assert len(reference["uplift_cells"]) >= 1
         backtest = reference["backtest"]  # quarters judged, with hits and misses
         assert len(backtest) >= 2 and (backtest.flagged_lost_clients > 0).any()
         assert (backtest.flagged_lost_clients < backtest.lost_clients).any()
@@ -557,6 +600,16 @@ def test_marts_match_the_reference(warehouse_dsn, case):
     problems += diff(COVERAGE, reference["coverage"],
                      read_relation(warehouse_dsn, "reporting.contact_coverage_by_manager"))
     problems += diff(RECORDING, reference["recording"], read_relation(warehouse_dsn, "reporting.loss_reason_recording"))
+    if not reference["campaigns"].empty or case.generated:
+        problems += diff(CAMPAIGN_RESULTS, reference["campaigns"],
+                         read_relation(warehouse_dsn, "marts.fct_campaign_results"))
+        problems += diff(UPLIFT_CELLS, reference["uplift_cells"],
+                         read_relation(warehouse_dsn, "intermediate.int_campaign_uplift_cells"))
+    if case.generated:  # the uplift is pooled from those cells, one row per offer type among them
+        campaign_uplift.refresh(warehouse_dsn)
+        stored = read_relation(warehouse_dsn, "reporting.campaign_uplift", "where grouping = 'offer_type'")
+        if isinstance(stored, str) or set(stored.offer_type) != set(reference["uplift_cells"].offer_type):
+            problems.append(f"reporting.campaign_uplift by offer type: {stored}")
     if case.generated:  # the signal comparison judges the rhythm list as the backtest does
         with psycopg.connect(warehouse_dsn) as conn:
             compared = {q.quarter_start: (q.active, q.rhythm.flagged, q.lost, q.rhythm.flagged_lost)

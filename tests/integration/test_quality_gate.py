@@ -485,11 +485,14 @@ def test_a_sales_lines_only_export_passes_with_a_warning_per_missing_entity(wh):
     result = run_gate(wh, "raw", AS_OF, None, "sales-only")
 
     assert result.success, result.message
-    assert {"deliveries.clients", "deliveries.managers", "deliveries.contacts"} <= set(result.failed_warning)
+    assert {"deliveries.clients", "deliveries.managers", "deliveries.contacts", "deliveries.campaigns"} <= \
+        set(result.failed_warning)
     assert "lost_contacted_share is unknown" in result.observed["deliveries.contacts"]["note"]
+    assert "campaign names, dates and costs are unknown" in result.observed["deliveries.campaigns"]["note"]
     # Checks about a dimension never delivered do not run (every client would be "unknown").
     assert "sales_lines.unknown_clients_recent" not in result.observed
     assert "clients.manager_known" not in result.observed
+    assert "contacts.campaign_known" not in result.observed
 
 
 def _year_end_corrections(lines: int) -> str:

@@ -46,8 +46,9 @@ BREAKAGES = [
     "insert into raw.sales_lines (line_id, order_id, client_id, order_date, quantity, net_amount, status, "
     "_source_object, _load_id) select line_id || '-future', order_id, client_id, date '2025-04-09', quantity, "
     "net_amount, status, _source_object, _load_id from raw.sales_lines where order_date = date '2025-04-03'",
-    # Clients whose manager has no managers row.
+    # Clients whose manager has no managers row; contacts of a campaign without a campaigns row.
     "update raw.clients set manager_id = 'M9' where client_id in ('C001', 'C002')",
+    "update raw.contacts set campaign_id = 'W9' where contact_id in ('K5', 'K15')",
     # The revenue mart doubled for a quarter; a raw line changed after the build.
     "update marts.fct_revenue_deviations set net_revenue = 2 * net_revenue where quarter_start = date '2025-01-01'",
     "update raw.sales_lines set net_amount = net_amount + 0.05 where line_id = (select min(line_id) "
@@ -62,7 +63,7 @@ BREAKAGES = [
 # What the breakages must fail (each of these used a JOIN before PostgreSQL 15 was tested).
 BROKEN = {
     "raw": {"sales_lines.no_future_dates", "sales_lines.unknown_clients_recent", "sales_lines.daily_volume",
-            "clients.manager_known"},
+            "clients.manager_known", "contacts.campaign_known"},
     "kpi": {"fct_revenue_deviations.reconciles_with_raw", "int_client_daily_revenue.reconciles_with_raw",
             "kpi_quarterly_breakdown.sums_match_overall", "kpi_quarterly.matches_lost_episodes"},
 }
@@ -93,6 +94,9 @@ def _build(admin_dsn: str, tmp_path_factory, server: str, created: list[tuple[st
     home = tmp_path_factory.mktemp(f"pg_versions_{server}")
     warehouse.bootstrap(dsn)
     load_raw(dsn)
+    with psycopg.connect(dsn) as conn:  # delivered, so that the checks that need campaigns run too
+        conn.execute("insert into raw.campaigns (campaign_id, name, start_date, cost, _source_object, _load_id)"
+                     " values ('W1', 'Spring win-back', date '2025-02-01', 500, 'test', 1)")
     run_dbt(["build", "--target-path", str(home / "dbt_target")], dsn, as_of=AS_OF.isoformat())
     clean = _gate(dsn, home, f"{server}-clean")
     with psycopg.connect(dsn) as conn:

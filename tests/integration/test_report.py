@@ -53,7 +53,7 @@ Q1_2023, Q2_2023, Q3_2023 = dt.date(2023, 1, 1), dt.date(2023, 4, 1), dt.date(20
 Q1_2024, Q3_2024, Q4_2024, Q1_2025 = dt.date(2024, 1, 1), dt.date(2024, 7, 1), dt.date(2024, 10, 1), dt.date(2025, 1, 1)
 CLOSED = [dt.date(2023, m, 1) for m in (1, 4, 7, 10)] + [dt.date(2024, m, 1) for m in (1, 4, 7, 10)] + [Q1_2025]
 UNPUBLISHED = Q2_2023
-SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "deviations", "winback", "not-converted", "at-risk",
+SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "deviations", "winback", "campaigns", "not-converted", "at-risk",
             "quality"]
 TILE_KPIS = ["active_clients_start", "new_clients", "lost_clients", "returned_clients", "churn_rate",
              "winback_rate", "revenue_lost_ttm", "revenue_recovered_90d"]

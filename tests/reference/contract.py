@@ -57,6 +57,7 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "adaptive_k": 3,
     "adaptive_min_days": 90,
     "adaptive_max_days": 365,
+    "campaign_return_windows_days": [90, 180],
 }
 
 KPI_COLUMNS = [
@@ -761,3 +762,172 @@ AT_RISK_COLUMNS = ["client_id", "last_purchase_date", "days_since_last_purchase"
                    "typical_gap_days", "expected_next_purchase_date", "days_overdue", "revenue_recent",
                    "revenue_year_before", "revenue_12m", "days_since_last_contact", "is_overdue", "is_declining",
                    "risk_score", "revenue_at_risk", "risk_rank"]
+
+
+# ----------------------------------------------------------------------------- win-back campaigns
+UNCLASSIFIED = "unclassified"
+UPLIFT_CELL_COLUMNS = ["campaign_id", "offer_type", "lost_quarter", "abc_class", "entry_month", "treated_episodes",
+                       "treated_returned", "comparison_episodes", "comparison_returned"]
+
+
+def _utc_day(stamp: Any) -> dt.date:
+    stamp = pd.Timestamp(stamp)
+    return (stamp.tz_convert("UTC") if stamp.tzinfo is not None else stamp).date()
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value is not pd.NA \
+        and str(value).strip() != ""
+
+
+def _contacts_of_clients(contacts: pd.DataFrame | None, as_of: dt.date) -> list[dict[str, Any]]:
+    """The contacts matched to a client and dated <= D, each with its day (UTC), in the order
+    contact_at, contact_id; the contract v2 columns None where an export lacks them."""
+    found = []
+    if contacts is None or contacts.empty:
+        return found
+    for row in contacts.to_dict("records"):
+        if not _present(row.get("client_id")):
+            continue
+        day = _utc_day(row["contact_at"])
+        if day > as_of:
+            continue
+        offer = row.get("offer_type")
+        value = row.get("offer_value")
+        found.append({
+            "contact_id": str(row["contact_id"]), "client_id": str(row["client_id"]), "day": day,
+            "at": pd.Timestamp(row["contact_at"]),
+            "campaign_id": str(row["campaign_id"]) if _present(row.get("campaign_id")) else None,
+            "offer_type": str(offer).strip().lower() if _present(offer) else None,
+            "offer_value": money(value) if _present(value) else None,
+            "outcome": str(row["outcome"]).strip().lower() if _present(row.get("outcome")) else None,
+        })
+    return sorted(found, key=lambda c: (c["at"], c["contact_id"]))
+
+
+def _episodes_with_segments(sales: pd.DataFrame, as_of: dt.date, params: dict[str, Any]
+                            ) -> tuple[Ledger, list[dict[str, Any]]]:
+    """Every lost episode with its lost quarter and its ABC class at the last quarter end
+    before lost_date ('unclassified' before the first)."""
+    ledger = Ledger(sales, as_of)
+    classes: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)
+    for row in segments(sales, as_of, params).itertuples(index=False):
+        classes[str(row.client_id)].append((as_date(row.quarter_end), row.abc_class))
+    episodes = _episodes(ledger, lost_after_of(params))
+    for episode in episodes:
+        before = sorted(c for c in classes.get(episode["client_id"], []) if c[0] < episode["lost_date"])
+        episode["abc_class"] = before[-1][1] if before else UNCLASSIFIED
+        episode["lost_quarter"] = quarter_start(episode["lost_date"])
+    return ledger, episodes
+
+
+def campaign_episodes(sales: pd.DataFrame, contacts: pd.DataFrame | None, as_of: Any,
+                      params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """docs/metrics.md "Win-back campaigns": one row per campaign and lost episode it targeted."""
+    params = resolve_params(params)
+    as_of = as_date(as_of)
+    ledger, episodes = _episodes_with_segments(sales, as_of, params)
+    windows = [int(n) for n in params["campaign_return_windows_days"]]
+    recovered = int(params["revenue_recovered_window_days"])
+    by_client: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for episode in episodes:
+        by_client[episode["client_id"]].append(episode)
+    targeted: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for contact in _contacts_of_clients(contacts, as_of):
+        if contact["campaign_id"] is None:
+            continue
+        for episode in by_client.get(contact["client_id"], []):
+            open_then = episode["lost_date"] <= contact["day"] and (
+                episode["return_date"] is None or contact["day"] < episode["return_date"])
+            if open_then:
+                targeted[(contact["campaign_id"], contact["client_id"], episode["episode_number"])].append(contact)
+    rows = []
+    for (campaign, client, number), found in targeted.items():
+        episode = next(e for e in by_client[client] if e["episode_number"] == number)
+        entry = min(c["day"] for c in found)
+        offers = [c["offer_type"] for c in found if c["offer_type"] is not None]
+        back = episode["return_date"]
+        row = {
+            "campaign_id": campaign, "client_id": client, "episode_number": number,
+            "lost_date": episode["lost_date"], "lost_quarter": episode["lost_quarter"],
+            "abc_class": episode["abc_class"], "entry_date": entry, "offer_type": offers[0] if offers else "none",
+            "offer_value": sum((c["offer_value"] for c in found if c["offer_value"] is not None), Decimal(0)),
+            "campaign_contacts": len(found),
+            "is_reached": any(c["outcome"] is not None and c["outcome"] != "no_answer" for c in found),
+            "return_date": back,
+            "revenue_recovered": ledger.net(client, back, back + days(recovered - 1)) if back else None,
+            "gross_margin_recovered": ledger.margin(client, back, back + days(recovered - 1)) if back else None,
+        }
+        for n in windows:
+            row[f"returned_{n}d"] = back is not None and (back - entry).days <= n
+            row[f"window_complete_{n}d"] = entry + days(n) <= as_of
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def campaign_results(targeted: pd.DataFrame, campaigns: list[dict[str, Any]],
+                     params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """fct_campaign_results from campaign_episodes(): per campaign x segment x offer type."""
+    params = resolve_params(params)
+    windows = [int(n) for n in params["campaign_return_windows_days"]]
+    longest = max(windows)
+    costs = {str(c["campaign_id"]): money(c["cost"]) if _present(c.get("cost")) else Decimal(0) for c in campaigns}
+    names = {str(c["campaign_id"]): c.get("name") for c in campaigns}
+    if targeted.empty:
+        return pd.DataFrame()
+    per_campaign = targeted.groupby("campaign_id").size().to_dict()
+    rows = []
+    for (campaign, segment, offer), group in targeted.groupby(["campaign_id", "abc_class", "offer_type"]):
+        back = group[group[f"returned_{longest}d"]]
+        margin = sum(back.gross_margin_recovered, Decimal(0))
+        offer_cost = sum(back.offer_value, Decimal(0))
+        cost = costs.get(campaign, Decimal(0)) * len(group) / per_campaign[campaign]
+        row = {"campaign_id": campaign, "campaign_name": names.get(campaign), "abc_class": segment,
+               "offer_type": offer, "targeted_episodes": len(group), "reached_episodes": int(group.is_reached.sum()),
+               "return_rate": rate4(len(back), len(group)),
+               "revenue_recovered": sum(back.revenue_recovered, Decimal(0)), "gross_margin_recovered": margin,
+               "offer_cost": offer_cost, "campaign_cost": cost, "net_margin": margin - offer_cost - cost}
+        for n in windows:
+            row[f"returned_{n}d"] = int(group[f"returned_{n}d"].sum())
+            row[f"window_complete_{n}d"] = bool(group[f"window_complete_{n}d"].all())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def campaign_uplift_cells(sales: pd.DataFrame, contacts: pd.DataFrame | None, targeted: pd.DataFrame, as_of: Any,
+                          params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """int_campaign_uplift_cells from campaign_episodes(): docs/metrics.md "Uplift against a baseline"."""
+    params = resolve_params(params)
+    as_of = as_date(as_of)
+    window = max(int(n) for n in params["campaign_return_windows_days"])
+    _, episodes = _episodes_with_segments(sales, as_of, params)
+    contact_days: dict[str, list[dt.date]] = defaultdict(list)
+    for contact in _contacts_of_clients(contacts, as_of):
+        contact_days[contact["client_id"]].append(contact["day"])
+    if targeted.empty:
+        return pd.DataFrame(columns=UPLIFT_CELL_COLUMNS)
+    cells: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for row in targeted.itertuples(index=False):
+        month = row.entry_date.replace(day=1)
+        if add_months(month, 1) + days(window) > as_of + days(1):
+            continue  # the cell's window has not passed for every entry of the month
+        counts = cells[(row.campaign_id, row.offer_type, row.lost_quarter, row.abc_class, month)]
+        counts[0] += 1
+        counts[1] += bool(getattr(row, f"returned_{window}d"))
+    rows = []
+    for (campaign, offer, quarter, segment, month), (treated, treated_back) in cells.items():
+        horizon = month + days(window)
+        comparison = [
+            e for e in episodes
+            if e["lost_quarter"] == quarter and e["abc_class"] == segment and e["lost_date"] <= month
+            and (e["return_date"] is None or e["return_date"] > month)
+            and not any(e["lost_date"] <= day <= horizon for day in contact_days.get(e["client_id"], []))
+        ]
+        if not comparison:
+            continue
+        rows.append({"campaign_id": campaign, "offer_type": offer, "lost_quarter": quarter, "abc_class": segment,
+                     "entry_month": month, "treated_episodes": treated, "treated_returned": treated_back,
+                     "comparison_episodes": len(comparison),
+                     "comparison_returned": sum(e["return_date"] is not None and e["return_date"] <= horizon
+                                                for e in comparison)})
+    return pd.DataFrame(rows, columns=UPLIFT_CELL_COLUMNS)

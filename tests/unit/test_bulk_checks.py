@@ -12,7 +12,7 @@ import io
 import pytest
 
 from winback.extract import bulk
-from winback.extract.contract import CONTACTS, SALES_LINES
+from winback.extract.contract import CAMPAIGNS, CONTACTS, SALES_LINES
 from winback.extract.sources import read_file
 from winback.extract.validation import DeliveryColumns
 
@@ -120,9 +120,43 @@ def test_a_contact_near_the_as_of_day_is_left_to_the_sql_path():
         assert verdict.copy_rows == 1 and [p for p, *_ in verdict.held_back] == [1]
 
 
-def test_drift_and_boolean_columns_keep_a_delivery_on_the_usual_path():
+OFFER_HEADER = ["contact_id", "contact_at", "channel", "nps_score", "campaign_id", "offer_type", "offer_value"]
+OFFER_GOOD = "K0,2025-01-08 09:00:00,call,7,W1,gift,12.50\n"
+
+
+@pytest.mark.parametrize("row", ["K1,2025-01-08 09:00:00,call,,W1,discount,0\n",
+                                 "K1,2025-01-08 09:00:00,call,10,W1,service,.5\n",
+                                 "K1,2025-01-08 09:00:00,call,0,,,\n"])
+def test_offer_values_and_nps_scores_within_their_bounds_pass(row):
+    assert passes_whole(check(OFFER_HEADER, CONTACTS), chunk(OFFER_GOOD, row))
+
+
+@pytest.mark.parametrize("row", ["K1,2025-01-08 09:00:00,call,7,W1,gift,-5\n",
+                                 "K1,2025-01-08 09:00:00,call,7,W1,gift,-0.0000000000000000001\n",
+                                 "K1,2025-01-08 09:00:00,call,-1,W1,gift,5\n",
+                                 "K1,2025-01-08 09:00:00,call,11,W1,gift,5\n"])
+def test_a_value_outside_its_bounds_is_held_back_alone(row):
+    verdict = check(OFFER_HEADER, CONTACTS).check(chunk(OFFER_GOOD, row, OFFER_GOOD.replace("K0", "K2")))
+    assert (verdict.rows, verdict.copy_rows) == (3, 2)
+    assert [position for position, *_ in verdict.held_back] == [1]
+
+
+def test_a_number_only_the_row_checks_can_read_sends_the_chunk_whole():
+    """The row checks read a bounded number as a float, the column check of the rows that
+    passed them as an exact decimal (10 digits after the point): a value only the first can
+    read (a float may also round it into its bounds) sends the chunk whole to the SQL path."""
+    verdict = check(OFFER_HEADER, CONTACTS).check(chunk(
+        OFFER_GOOD, "K1,2025-01-08 09:00:00,call,7,W1,gift,x\n",
+        "K2,2025-01-08 09:00:00,call,7,W1,gift,0.00000000000000000001\n"))
+    assert verdict.staged_whole and not verdict.copy_rows
+
+
+def test_drift_boolean_columns_and_row_rules_keep_a_delivery_on_the_usual_path():
     assert bulk.supports(DeliveryColumns(SALES_LINES, HEADER, "x"))
     assert not bulk.supports(DeliveryColumns(SALES_LINES, [*HEADER, "note"], "x"))
+    assert bulk.supports(DeliveryColumns(CONTACTS, OFFER_HEADER, "x"))
+    # A campaign ending before it starts is a rule across two columns: the SQL path checks it.
+    assert not bulk.supports(DeliveryColumns(CAMPAIGNS, ["campaign_id", "start_date", "end_date", "cost"], "x"))
 
 
 def test_the_copy_statement_names_the_contract_columns_in_the_files_order():

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from winback.calendar import as_of_for
-from winback.extract.contract import SALES_LINES
+from winback.extract.contract import CAMPAIGNS, CONTACTS, ENTITIES, SALES_LINES, Column
 from winback.extract.sources import record_chunks
 from winback.extract.validation import DeliveryColumns, MissingColumnsError, landing_columns
 
@@ -44,6 +44,69 @@ def test_header_matching_ignores_case_and_spaces_and_reports_drift():
     assert columns.source_of["line_id"] == "Line_ID"
     assert columns.source_of["cost_amount"] is None
     assert columns.drift == ["Warehouse Code"]
+
+
+V1_CONTACT_HEADER = ["contact_id", "client_id", "manager_id", "contact_at", "channel", "direction", "outcome",
+                     "loss_reason", "nps_score", "notes", "updated_at"]
+V2_CONTACT_COLUMNS = ("campaign_id", "offer_type", "offer_value")
+
+
+def test_contract_v2_adds_optional_contact_columns_and_the_campaigns_entity():
+    # After updated_at, as the upgrade of a v1 warehouse appends them to raw.contacts.
+    assert CONTACTS.column_names == (*V1_CONTACT_HEADER, *V2_CONTACT_COLUMNS)
+    assert not set(V2_CONTACT_COLUMNS) & set(CONTACTS.required)
+    assert ENTITIES["campaigns"] is CAMPAIGNS
+    assert CAMPAIGNS.column_names == ("campaign_id", "name", "start_date", "end_date", "target_segment", "cost",
+                                      "updated_at")
+    assert (CAMPAIGNS.key, CAMPAIGNS.required, CAMPAIGNS.event_date) == ("campaign_id", ("campaign_id", "start_date"),
+                                                                          None)
+
+
+def test_a_v1_contacts_header_maps_without_drift_and_a_v2_one_maps_every_column():
+    v1 = DeliveryColumns(CONTACTS, V1_CONTACT_HEADER, "contacts.csv")
+    assert v1.drift == [] and [v1.source_of[c] for c in V2_CONTACT_COLUMNS] == [None, None, None]
+    v2 = DeliveryColumns(CONTACTS, [*V1_CONTACT_HEADER, "Offer_Value", "campaign_id", "offer_type"], "contacts.csv")
+    assert v2.drift == [] and v2.source_of["offer_value"] == "Offer_Value"
+
+
+def test_a_campaigns_file_without_start_date_is_rejected_naming_it():
+    with pytest.raises(MissingColumnsError) as caught:
+        DeliveryColumns(CAMPAIGNS, ["campaign_id", "name", "end_date"], "campaigns.csv")
+    assert caught.value.missing == ("start_date",)
+
+
+def test_bounds_say_how_a_value_breaks_them():
+    assert CONTACTS.column("nps_score").out_of_range == "outside 0-10"
+    assert CONTACTS.column("offer_value").out_of_range == "is negative"
+    assert CAMPAIGNS.column("cost").out_of_range == "is negative"
+    assert Column("n", "numeric", minimum=1).out_of_range == "is below 1"
+    assert Column("n", "integer", maximum=5).out_of_range == "is above 5"
+    assert not CONTACTS.column("notes").bounded
+    with pytest.raises(ValueError, match="only a numeric or integer column"):
+        Column("d", "date", minimum=0)
+
+
+def test_bounds_are_checked_by_both_sql_paths():
+    columns = DeliveryColumns(CONTACTS, ["contact_id", "contact_at", "channel", "nps_score", "offer_value"], "k.csv")
+    careful = columns.move_statement(dt.date(2025, 1, 10), "k.csv", 1, 0).as_string(None)
+    fast = columns.fast_move_statement(dt.date(2025, 1, 10), "k.csv", 1, 0).as_string(None)
+    assert """when not (nullif("offer_value", '')::numeric >= 0) then 'offer_value' || ' ' || """ in careful
+    assert "' is negative'" in careful and "' outside 0-10'" in careful
+    assert """(l."offer_value" > '-Infinity' and l."offer_value" < 'Infinity' and l."offer_value" >= 0)""" in fast
+    assert """(l."nps_score" is null or (l."nps_score" >= 0 and l."nps_score" <= 10))""" in fast
+
+
+def test_a_row_rule_is_checked_by_both_sql_paths_when_the_delivery_has_both_columns():
+    as_of = dt.date(2025, 1, 10)
+    both = DeliveryColumns(CAMPAIGNS, ["campaign_id", "start_date", "end_date"], "c.csv")
+    careful = both.move_statement(as_of, "c.csv", 1, 0).as_string(None)
+    # The rule comes last: CASE reaches it only once both dates passed their own checks.
+    assert careful.index("' is before '") > careful.index("'end_date' || ' is not an ISO date: '")
+    assert """(l."end_date" is null or l."start_date" is null or l."end_date" >= l."start_date")""" in \
+        both.fast_move_statement(as_of, "c.csv", 1, 0).as_string(None)
+    only_start = DeliveryColumns(CAMPAIGNS, ["campaign_id", "start_date"], "c.csv")
+    assert "is before" not in only_start.move_statement(as_of, "c.csv", 1, 0).as_string(None)
+    assert ">= l." not in only_start.fast_move_statement(as_of, "c.csv", 1, 0).as_string(None)
 
 
 def test_landing_columns_are_unique_and_never_empty():

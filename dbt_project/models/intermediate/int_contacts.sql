@@ -14,6 +14,9 @@ select
     outcome,
     loss_reason,
     nps_score,
+    campaign_id,
+    offer_type,
+    offer_value,
     loaded_at
 from {{ ref('stg_crm__contacts') }}
 where

@@ -24,11 +24,13 @@ __all__ = [
     "extract_entity", "source_kind_for",
 ]
 
+# Contacts and campaigns are CRM exports, not tables of the sales system: read from the SQL
+# source, a sales system without a campaigns table would fail every nightly extract.
 SQL_CAPABLE = ("sales_lines", "clients", "managers")
 
 
 def source_kind_for(entity: str, settings: Settings) -> str:
-    """Contacts always come as file drops; the sales entities from the configured kind."""
+    """Contacts and campaigns always come as file drops; the sales entities from the configured kind."""
     return settings.sales_source if entity in SQL_CAPABLE else "files"
 
 

@@ -3,8 +3,9 @@
 Every delivery is first COPYed as text into a temporary *landing* table whose columns are
 the delivery's own header. This module builds the statements that check every landing
 row at once inside PostgreSQL — required values, ISO dates and timestamps, numbers,
-``nps_score`` 0–10, known ``status``, nothing after the as-of date — and move the rows,
-cast to the raw table's types, into ``_incoming``:
+values within their column's bounds (``nps_score`` 0–10, no negative ``offer_value``),
+known ``status``, nothing after the as-of date, the entity's row rules (a campaign does not
+end before it starts) — and move the rows, cast to the raw table's types, into ``_incoming``:
 
 * ``fast_move_statement``, tried first: casts every row and moves the ones that pass cheap
   checks on the cast values. It never decides a rejection; when a value does not cast
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from winback.extract.contract import ID_WHITESPACE, SALES_STATUSES, Entity
+from winback.extract.contract import ID_WHITESPACE, SALES_STATUSES, Column, Entity, NotBefore
 
 # ISO 8601 only: PostgreSQL alone would also accept '10/01/2025' under some DateStyles.
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -41,6 +42,18 @@ _SPECIAL_NUMBERS = "%(nan|inf)%"
 _ISO_FORMS = {"date": (_ISO_DATE, "date", "an ISO date"), "timestamp": (_ISO_TIMESTAMP, "timestamptz", "an ISO timestamp")}
 _BOOLEANS_TRUE = ("true", "t", "1", "yes", "y")
 _BOOLEANS_FALSE = ("false", "f", "0", "no", "n")
+# The PostgreSQL type each contract type is cast to (text stays text, boolean has its own words).
+_CASTS = {"numeric": "numeric", "integer": "integer", "date": "date", "timestamp": "timestamptz"}
+
+
+def _within_bounds(column: Column, value: sql.Composable) -> sql.Composable:
+    """A condition true when ``value`` (of the column's PostgreSQL type) keeps the column's bounds."""
+    parts = []
+    if column.minimum is not None:
+        parts.append(sql.SQL("{} >= {}").format(value, sql.Literal(column.minimum)))
+    if column.maximum is not None:
+        parts.append(sql.SQL("{} <= {}").format(value, sql.Literal(column.maximum)))
+    return sql.SQL(" and ").join(parts)
 
 
 class MissingColumnsError(ValueError):
@@ -119,10 +132,11 @@ class DeliveryColumns:
             elif column.type == "integer":
                 cases.append(sql.SQL("when not pg_input_is_valid({v}, 'integer') "
                                      "then {n} || ' is not an integer: ' || {s}").format(v=value, n=name, s=shown))
-                if column.name == "nps_score":
-                    cases.append(sql.SQL("when {v}::integer not between 0 and 10 "
-                                         "then 'nps_score ' || {v} || ' outside 0-10'").format(v=value))
-            elif column.type in _ISO_FORMS:
+            if column.bounded:  # the cast is safe: CASE got here only for a valid number
+                cases.append(sql.SQL("when not ({within}) then {n} || ' ' || {v} || {what}").format(
+                    within=_within_bounds(column, sql.SQL("{}::{}").format(value, sql.SQL(_CASTS[column.type]))),
+                    n=name, v=value, what=sql.Literal(f" {column.out_of_range}")))
+            if column.type in _ISO_FORMS:
                 pattern, pg_type, what = _ISO_FORMS[column.type]
                 cases.append(sql.SQL(
                     "when {v} !~ {rx} or not pg_input_is_valid({v}, {t}) then {n} || {what} || {s}").format(
@@ -139,7 +153,18 @@ class DeliveryColumns:
                 cases.append(sql.SQL(
                     "when {v}::{t}::date > {d} then {n} || ' ' || {v} || ' is after the as-of date ' || {d}"
                 ).format(v=value, t=sql.SQL(cast), d=sql.Literal(as_of), n=name))
+        # Last: CASE reaches them only for a row whose every value passed its own checks.
+        for rule in self._row_rules():
+            kind = sql.SQL(_CASTS[self.entity.column(rule.column).type])
+            later, earlier = self._value(rule.column), self._value(rule.other)
+            cases.append(sql.SQL(
+                "when {a}::{t} < {b}::{t} then {an} || ' ' || {a} || ' is before ' || {bn} || ' ' || {b}").format(
+                a=later, b=earlier, t=kind, an=sql.Literal(rule.column), bn=sql.Literal(rule.other)))
         return cases
+
+    def _row_rules(self) -> list[NotBefore]:
+        """The entity's row rules this delivery can break: both of their columns in its header."""
+        return [r for r in self.entity.row_rules if self.source_of[r.column] and self.source_of[r.other]]
 
     def _typed(self, column: str, kind: str) -> sql.Composable:
         value = self._value(column)
@@ -147,8 +172,7 @@ class DeliveryColumns:
             return sql.SQL("coalesce(lower({}), 'completed')").format(value)
         if kind == "boolean":
             return sql.SQL("(lower({}) = any({}))").format(value, sql.Literal(list(_BOOLEANS_TRUE)))
-        cast = {"text": None, "numeric": "numeric", "integer": "integer", "date": "date",
-                "timestamp": "timestamptz"}[kind]
+        cast = _CASTS.get(kind)
         return value if cast is None else sql.SQL("{}::{}").format(value, sql.SQL(cast))
 
     def _drift(self) -> sql.Composable:
@@ -200,8 +224,6 @@ class DeliveryColumns:
             if column.type == "numeric":
                 # The careful path rejects NaN and the infinities, which numeric sorts last and first.
                 condition = sql.SQL("{v} > '-Infinity' and {v} < 'Infinity'").format(v=value)
-            elif column.name == "nps_score":
-                condition = sql.SQL("{} between 0 and 10").format(value)
             elif column.type == "date":
                 # ISO: a valid date whose text is exactly its ISO output (10 bytes, so never a
                 # 5-digit year) matches ^\d{4}-\d{2}-\d{2}$ and vice versa.
@@ -217,6 +239,9 @@ class DeliveryColumns:
                     t=text, ok=sql.Literal(list(_BOOLEANS_TRUE + _BOOLEANS_FALSE)))
             elif column.name == "status":  # the cast value is lower-cased, 'completed' when empty
                 condition = sql.SQL("{} = any({})").format(value, sql.Literal(sorted(SALES_STATUSES)))
+            if column.bounded:
+                within = _within_bounds(column, value)
+                condition = within if condition is None else sql.SQL("{} and {}").format(condition, within)
             if column.max_chars:
                 short = sql.SQL("length({}) <= {}").format(value, sql.Literal(column.max_chars))
                 condition = short if condition is None else sql.SQL("{} and {}").format(condition, short)
@@ -228,6 +253,9 @@ class DeliveryColumns:
                 checks.append(sql.SQL("{} is not null").format(value))
             if condition is not None:
                 checks.append(sql.SQL("({} is null or ({}))").format(value, condition))
+        for rule in self._row_rules():
+            later, earlier = (sql.SQL("l.{}").format(sql.Identifier(c)) for c in (rule.column, rule.other))
+            checks.append(sql.SQL("({a} is null or {b} is null or {a} >= {b})").format(a=later, b=earlier))
         return checks
 
     def fast_move_statement(self, as_of: dt.date, source_object: str, load_id: int, delivery: int) -> sql.Composed:

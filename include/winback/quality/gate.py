@@ -307,7 +307,10 @@ def run_context(conn: psycopg.Connection, as_of: dt.date) -> RunContext:
     """Which entities raw holds any row of, whether the earliest load that brought sales
     lines is this as-of date's (a first load of history, see ``RunContext``), and since
     when rows count as delivered after the last raw gate that passed (its delivery mark)."""
+    # A raw table a newer contract added (raw.campaigns) exists once the warehouse has been
+    # bootstrapped again; until then nothing of it was delivered.
     delivered = frozenset(entity for entity in ENTITY_NAMES if conn.execute(
+        "select to_regclass(%s) is not null", (f"raw.{entity}",)).fetchone()[0] and conn.execute(
         sql.SQL("select exists (select from {})").format(sql.Identifier("raw", entity))).fetchone()[0])
     first = conn.execute("select min(logical_date) from audit.load_runs where entity = 'sales_lines'"
                          " and status = 'success' and rows_inserted > 0").fetchone()[0]

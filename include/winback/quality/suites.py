@@ -56,7 +56,7 @@ LOADS = ("nightly", "first_load")
 SCOPES = ("delivery",)
 # delivered_since when no raw gate passed before: every row.
 EVERY_ROW = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
-ENTITY_NAMES = ("managers", "clients", "sales_lines", "contacts")
+ENTITY_NAMES = ("managers", "clients", "sales_lines", "campaigns", "contacts")
 SUITE_NAMES = ("raw", "kpi")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _SQL_KWARGS = ("unexpected_rows_query",)

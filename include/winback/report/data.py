@@ -31,6 +31,7 @@ BACKTEST_QUARTERS_SHOWN = 8
 TOP_WORK_LIST = 15
 TOP_DEVIATIONS = 10
 TOP_PROMOTERS = 10
+CAMPAIGNS_SHOWN = 5   # the best and the worst campaigns by net margin, each
 ABC_XYZ_CLASSES = ("AX", "AY", "AZ", "BX", "BY", "BZ", "CX", "CY", "CZ", "N")
 ABC_CLASSES = ("A", "B", "C", "N")
 
@@ -101,6 +102,12 @@ class ReportData:
     deviations_top: list[dict[str, Any]] = field(default_factory=list)   # the quarter's biggest falls
     deviations_summary: dict[str, Any] = field(default_factory=dict)
     promoters_top: list[dict[str, Any]] = field(default_factory=list)    # promoters by LTV now
+    # What worked (campaigns as of D): uplift per offer type and per offer type x segment, the
+    # campaigns with their net margin and uplift, the totals.
+    uplift_by_offer: list[dict[str, Any]] = field(default_factory=list)
+    uplift_by_offer_segment: list[dict[str, Any]] = field(default_factory=list)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
+    campaign_summary: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -255,6 +262,7 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
     promoters_top = _all(conn, "select promoter_rank, client_id, manager_id, latest_nps_score, lifetime_revenue, "
                                "lifetime_gross_margin, loyalty_index, is_lost from reporting.promoters "
                                "order by promoter_rank limit %s", (TOP_PROMOTERS,))
+    uplift_by_offer, uplift_by_offer_segment, campaigns, campaign_summary = _campaigns(conn)
 
     return ReportData(
         quarter_start=quarter_start, definition=definition, kpi=kpi, history=history,
@@ -267,4 +275,38 @@ def load(conn: psycopg.Connection, quarter_start: dt.date, definition: KpiDefini
         at_risk_top=at_risk_top, at_risk_summary=at_risk_summary, backtest=backtest, nps=nps,
         work_list_top=work_list_top, work_list_total=work_list_total, reason_recording=reason_recording,
         contact_coverage=contact_coverage, deviations_top=deviations_top, deviations_summary=deviations_summary,
-        promoters_top=promoters_top)
+        promoters_top=promoters_top, uplift_by_offer=uplift_by_offer,
+        uplift_by_offer_segment=uplift_by_offer_segment, campaigns=campaigns, campaign_summary=campaign_summary)
+
+
+def _campaigns(conn: psycopg.Connection) -> tuple[list, list, list, dict]:
+    """The "what worked" page: reporting.campaign_results (a dbt view) and
+    reporting.campaign_uplift (written after the build by winback.analytics.campaign_uplift;
+    missing until the quarterly DAG has run it once)."""
+    uplift_exists = _one(conn, "select to_regclass('reporting.campaign_uplift') is not null as ok")["ok"]
+    uplift = _all(conn, "select * from reporting.campaign_uplift order by grouping, uplift desc, offer_type, "
+                        "abc_class, campaign_id") if uplift_exists else []
+    by_campaign = {row["campaign_id"]: row for row in uplift if row["grouping"] == "campaign"}
+    offer_margin = {row["offer_type"]: row for row in _all(
+        conn, "select offer_type, sum(gross_margin_recovered) as gross_margin_recovered, "
+              "sum(offer_cost) as offer_cost, sum(campaign_cost) as campaign_cost, sum(net_margin) as net_margin "
+              "from reporting.campaign_results group by offer_type")}
+    by_offer = [{**row, **{k: v for k, v in offer_margin.get(row["offer_type"], {}).items() if k != "offer_type"}}
+                for row in uplift if row["grouping"] == "offer_type"]
+    campaigns = _all(conn, "select campaign_id, max(campaign_name) as campaign_name, min(start_date) as start_date, "
+                           "sum(clients_targeted) as clients_targeted, sum(clients_returned) as returned, "
+                           "sum(gross_margin_recovered) as gross_margin_recovered, sum(offer_cost) as offer_cost, "
+                           "sum(campaign_cost) as campaign_cost, sum(net_margin) as net_margin "
+                           "from reporting.campaign_results group by campaign_id "
+                           "order by sum(net_margin) desc, campaign_id")
+    for row in campaigns:
+        found = by_campaign.get(row["campaign_id"], {})
+        row.update(uplift=found.get("uplift"), uplift_ci_low=found.get("uplift_ci_low"),
+                   uplift_ci_high=found.get("uplift_ci_high"))
+    if len(campaigns) > 2 * CAMPAIGNS_SHOWN:
+        campaigns = campaigns[:CAMPAIGNS_SHOWN] + campaigns[-CAMPAIGNS_SHOWN:]
+    summary = _one(conn, "select count(distinct campaign_id) as campaigns, coalesce(sum(clients_targeted), 0) "
+                         "as targeted, coalesce(sum(clients_returned), 0) as returned, "
+                         "coalesce(sum(net_margin), 0) as net_margin, max(data_as_of_date) as as_of "
+                         "from reporting.campaign_results")
+    return by_offer, [row for row in uplift if row["grouping"] == "offer_type_segment"], campaigns, summary

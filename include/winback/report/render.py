@@ -68,6 +68,8 @@ def fmt(kind: str, value: Any) -> str:
         return f"{int(value):,}"
     if kind == "rate":
         return f"{float(value) * 100:.1f} %"
+    if kind == "points":  # a difference of two rates, in percentage points
+        return f"{float(value) * 100:+.1f} pp"
     if kind == "money":
         return f"{_whole(value):,}"
     if kind == "days":
@@ -355,6 +357,9 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "coverage_window_days": _days("contact_coverage_window_days"),
         "deviations_top": data.deviations_top, "deviations_summary": data.deviations_summary,
         "promoters_top": data.promoters_top,
+        "uplift_by_offer": data.uplift_by_offer, "uplift_by_offer_segment": data.uplift_by_offer_segment,
+        "campaigns": data.campaigns, "campaign_summary": data.campaign_summary,
+        "campaign_window_days": max(get_settings().dbt_vars()["campaign_return_windows_days"]),
         "not_converted": data.not_converted, "not_converted_summary": data.not_converted_summary,
         "at_risk_top": data.at_risk_top, "at_risk_summary": data.at_risk_summary, "backtest": data.backtest,
         "nps": data.nps, "backtest_horizon_days": _days("at_risk_backtest_horizon_days"),

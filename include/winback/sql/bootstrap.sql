@@ -100,6 +100,37 @@ create table if not exists raw.contacts (
     _loaded_at      timestamptz not null default now()
 );
 create index if not exists contacts_loaded_at on raw.contacts using brin (_loaded_at);
+-- Data contract v2: the campaign and the offer of a contact. Appended to the table rather
+-- than written into it above, so that a new warehouse and an upgraded v1 one have the
+-- same columns in the same order. Only when one is missing: ALTER TABLE locks the table
+-- even when it changes nothing, and every DAG run bootstraps while dbt may be reading it.
+do $$
+begin
+    if (select count(*) from information_schema.columns where table_schema = 'raw' and table_name = 'contacts'
+            and column_name in ('campaign_id', 'offer_type', 'offer_value')) < 3 then
+        alter table raw.contacts
+            add column if not exists campaign_id text,
+            add column if not exists offer_type  text,
+            add column if not exists offer_value numeric check (offer_value >= 0);
+    end if;
+end $$;
+
+-- Win-back campaigns (data contract v2, optional). campaign_id keeps the database's
+-- collation: contacts refer to it, as sales lines refer to client_id.
+create table if not exists raw.campaigns (
+    campaign_id     text primary key,
+    name            text,
+    start_date      date not null,
+    end_date        date,
+    target_segment  text,
+    cost            numeric check (cost >= 0),
+    updated_at      timestamptz,
+    _extra          jsonb,
+    _source_object  text not null,
+    _load_id        bigint not null,
+    _loaded_at      timestamptz not null default now(),
+    constraint campaigns_end_not_before_start check (end_date >= start_date)
+);
 
 -- ---------------------------------------------------------------- audit
 create table if not exists audit.load_runs (

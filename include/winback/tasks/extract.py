@@ -8,8 +8,9 @@ from typing import Any
 from winback.config import get_settings
 from winback.tasks import common
 
-# Extract order: reference entities first, so a sales line's client is known when it lands.
-EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
+# Extract order: reference entities first, so a sales line's client and a contact's
+# campaign are known when they land.
+EXTRACT_ORDER = ("managers", "clients", "sales_lines", "campaigns", "contacts")
 
 
 def prepare_warehouse() -> None:

@@ -51,6 +51,14 @@ def plan(as_of: str) -> list[str]:
     return [q.isoformat() for q in quarters]
 
 
+def measure_campaign_uplift() -> int:
+    """Pool the campaign uplift cells the build left into ``reporting.campaign_uplift``
+    (statistics in Python: ``winback.analytics.campaign_uplift``)."""
+    from winback.analytics import campaign_uplift
+
+    return campaign_uplift.refresh(warehouse.warehouse_dsn())
+
+
 def validate_kpi(as_of: str, quarters: list[str]) -> dict[str, str]:
     """The kpi suite for every planned quarter; fails before anything is published."""
     from winback.quality import run_gate

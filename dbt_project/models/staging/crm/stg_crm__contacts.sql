@@ -6,11 +6,15 @@
 -- index beyond its key (include/winback/sql/bootstrap.sql), so this copy carries them.
 -- Incremental: a night copies only the versions delivered since the last run (found
 -- through the BRIN index on raw.contacts._loaded_at); raw never deletes a contact.
+-- New contract columns are appended (data contract v2: campaign_id, offer_type,
+-- offer_value) rather than refused like elsewhere: contacts loaded before the upgrade had
+-- no such columns in raw either, so their rows stay right with nulls.
 
 {{
     config(
         materialized='incremental',
         unique_key='contact_id',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['contact_id'], 'unique': True},
             {'columns': ['client_id', 'contact_date']},
@@ -42,6 +46,9 @@ renamed as (
         nullif(lower(trim(outcome)), '') as outcome,
         nullif(lower(trim(loss_reason)), '') as loss_reason,
         nps_score,
+        nullif(campaign_id, '') as campaign_id,
+        nullif(lower(trim(offer_type)), '') as offer_type,
+        offer_value,
         updated_at,
         _loaded_at as loaded_at
     from source
