@@ -27,19 +27,20 @@ TABLES = {
     "managers": [("manager_id", "text"), ("name", "text"), ("team", "text"), ("active", "boolean")],
 }
 CONTACT_COLUMNS = ["contact_id", "client_id", "manager_id", "contact_at", "channel", "direction", "outcome",
-                   "loss_reason", "nps_score", "notes", "updated_at"]
+                   "loss_reason", "nps_score", "notes", "campaign_id", "offer_type", "offer_value", "updated_at"]
+CAMPAIGN_COLUMNS = ["campaign_id", "name", "start_date", "end_date", "target_segment", "cost", "updated_at"]
 
 # More corrections and contacts than the default, so that every advanced day of this small
 # population re-delivers some lines and has a contacts file.
 CONFIG = GeneratorConfig(seed=11, target_lines=5_000, correction_share=0.25, contacts_per_client_year=12)
 
 
-def contact_rows(folder: Path) -> list[dict[str, str]]:
+def contact_rows(folder: Path, entity: str = "contacts", columns: list[str] = CONTACT_COLUMNS) -> list[dict[str, str]]:
     rows = []
-    for path in sorted(folder.glob("contacts_*.csv")):
+    for path in sorted(folder.glob(f"{entity}_*.csv")):
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
-            assert reader.fieldnames == CONTACT_COLUMNS
+            assert reader.fieldnames == columns
             rows.extend(reader)
     return rows
 
@@ -82,6 +83,14 @@ def test_generate_source_builds_the_contract_tables(source_dsn, tmp_path):
     assert len(contacts) == summary.contacts > 0
     assert {p.name for p in tmp_path.iterdir()} == {p.rsplit("/", 1)[-1] for p in summary.files}
     assert max(dt.datetime.fromisoformat(r["contact_at"]).date() for r in contacts) <= CONFIG.as_of
+    # The CRM's campaigns, each in the file of its start day, named by the campaign contacts.
+    campaigns = contact_rows(tmp_path, "campaigns", CAMPAIGN_COLUMNS)
+    assert len(campaigns) == summary.campaigns > 0
+    for row in campaigns:
+        start = dt.date.fromisoformat(row["start_date"])
+        assert start <= CONFIG.as_of and (tmp_path / f"campaigns_{start.strftime('%Y%m%d')}.csv").exists()
+    named = {r["campaign_id"] for r in contacts if r["campaign_id"]}
+    assert named and named <= {r["campaign_id"] for r in campaigns}
 
     # Generating again replaces the tables instead of adding to them.
     again = generate_source(CONFIG, source_dsn, str(tmp_path))

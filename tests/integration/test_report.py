@@ -40,6 +40,7 @@ from integration.test_quality_gate import load_raw
 from scratch_databases import scratch_database
 
 from winback import warehouse
+from winback.analytics import campaign_uplift
 from winback.cli import main
 from winback.dbt import run_dbt
 from winback.publish import fingerprint, publish_quarter
@@ -58,6 +59,16 @@ SECTIONS = ["summary", "trend", "cohorts", "migration", "lost", "deviations", "w
 TILE_KPIS = ["active_clients_start", "new_clients", "lost_clients", "returned_clients", "churn_rate",
              "winback_rate", "revenue_lost_ttm", "revenue_recovered_90d"]
 LOST_Q1_2025 = {"C005": "M2", "C015": "M4", "C025": "M2", "C035": "M4", "C045": "M2"}
+# Campaign WB-2024-09 (cost 300) calls four lost clients in September 2024: C021 and C031
+# (lost 2024-09-26, back 2025-01-24, 118 days after the call: within 180) with a gift of
+# 50 each, C003 (lost 2024-08-29, never back) with a discount of 200, C013 (the same)
+# with nothing offered. Offers redeemed: the two gifts (100); C003's discount costs nothing.
+CAMPAIGN_CONTACTS = [
+    ("K901", "C021", "M3", "2024-09-28 10:00+00", "call", "reached", "WB-2024-09", "gift", 50),
+    ("K902", "C031", "M3", "2024-09-28 11:00+00", "call", "reached", "WB-2024-09", "gift", 50),
+    ("K903", "C003", "M3", "2024-09-28 12:00+00", "call", "no_answer", "WB-2024-09", "discount", 200),
+    ("K904", "C013", "M3", "2024-09-29 10:00+00", "email", "reached", "WB-2024-09", "none", None),
+]
 
 
 # ----------------------------------------------------------------------------- building the warehouse
@@ -82,7 +93,15 @@ def build_published_warehouse(dsn: str, home: Path, target: Path, monkeypatch: p
         conn.execute("insert into raw.contacts (contact_id, client_id, manager_id, contact_at, channel, direction, "
                      "outcome, _source_object, _load_id) values ('K900', 'C021', 'M3', "
                      "'2025-01-10 10:00+00', 'email', 'outbound', 'agreed', 'test', 1)")
+        conn.execute("insert into raw.campaigns (campaign_id, name, start_date, end_date, target_segment, cost, "
+                     "_source_object, _load_id) values ('WB-2024-09', 'Autumn win-back', '2024-09-15', '2024-10-31', "
+                     "'lost', 300, 'test', 1)")
+        with conn.cursor().copy("copy raw.contacts (contact_id, client_id, manager_id, contact_at, channel, outcome, "
+                                "campaign_id, offer_type, offer_value, _source_object, _load_id) from stdin") as rows:
+            for row in CAMPAIGN_CONTACTS:
+                rows.write_row([*row, "test", 1])
     run_dbt(["build", "--target-path", str(target)], dsn, as_of=AS_OF.isoformat())
+    campaign_uplift.refresh(dsn)
     monkeypatch.setenv("WINBACK_HOME", str(home))
     gate = run_gate(dsn, "kpi", AS_OF, Q1_2025, "report-test").raise_for_failure()
     assert publish_quarter(dsn, Q1_2025, gate.validation_id, "quarterly publication") == 1
@@ -452,6 +471,28 @@ def test_revenue_deviations_and_region_and_industry_tables(template, rendered):
         table = section.one("table", data_dimension=dimension)
         assert sorted(tr.attrs["data-dimension-value"] for tr in table.all("tr", data_dimension_value=None)) == \
             sorted(value for (value,) in published)
+
+
+def test_what_worked_campaigns_offers_and_uplift(template, rendered):
+    section = parse(rendered[Q1_2025]).one("section", data_section="campaigns")
+    assert section.one("span", data_field="campaign-targeted").text() == "4"
+    assert section.one("span", data_field="campaign-returned").text() == "2"
+    campaign = section.one("tr", data_campaign_id="WB-2024-09")
+    cells = [td.attrs["data-value"] for td in campaign.all("td", data_value=None)]
+    margin = rows(template["dsn"], "select sum(gross_margin_recovered_90d) from marts.fct_lost_episodes "
+                                   "where client_id in ('C021', 'C031') and return_date = '2025-01-24'")[0][0]
+    # clients, back, margin back, offers redeemed, campaign cost, net margin (uplift last)
+    assert [Decimal(v) for v in cells[:6]] == [4, 2, margin, 100, 300, margin - 400]
+    assert campaign.one("th").text() == "Autumn win-back"
+    # Every offer type with a comparison group has its row, as stored after the build.
+    uplift = rows(template["dsn"], "select offer_type, uplift, uplift_ci_low, uplift_ci_high from "
+                                   "reporting.campaign_uplift where grouping = 'offer_type'")
+    shown = {tr.attrs["data-offer-type"]: tr for tr in section.all("tr", **{"class": "uplift-offer"})}
+    assert uplift and set(shown) == {offer for offer, *_ in uplift}
+    for offer, value, low, high in uplift:
+        interval = shown[offer].all("td")[4]
+        assert Decimal(interval.attrs["data-low"]) == low and Decimal(interval.attrs["data-high"]) == high
+        assert low <= value <= high
 
 
 def test_nps_of_the_quarter_for_the_company_and_per_manager(rendered):

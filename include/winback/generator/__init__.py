@@ -14,12 +14,29 @@ status ``returned``) and some are corrected later (same ``line_id``, new amount,
 of lost clients, NPS answers and free-text notes (with commas, quotes and line breaks);
 a few cannot be matched to a client.
 
+Win-back campaigns (data contract v2): from the first quarter that begins a year after
+``start_date`` the seller runs one campaign per quarter (``WB-2024Q3``: starts in the
+quarter's first two weeks, runs 45-74 days, a fixed cost of about 0.4 % of the seller's
+quarterly revenue). A lost client's win-back contact during a campaign belongs to it
+with probability 0.8 (the others stay ad hoc); the client's first contact in the
+campaign makes an offer drawn from the campaign's own mix of ``gift``, ``service``,
+``discount`` and ``none`` (a control group), with a cost sized by the client's typical
+order (gift 1-3 %, service 3-7 %, discount 8-15 %); follow-ups in the campaign name it
+without an offer. The offers act in the simulation itself: a contacted lost client who
+would not have come back returns (an order 5-45 days later) with a probability by offer
+type and the client's value segment A/B/C (``_config.OFFER_RETURN_P``: service works
+best for A clients, a discount works little, a bit more for C). Win-back contacts before
+the lost date and lost clients nobody contacts behave as before: the uncontacted are the
+natural comparison group.
+
 Outputs
   * ``generate_source``: the sales system as PostgreSQL tables ``public.sales_lines``,
     ``public.clients``, ``public.managers`` (the data contract's columns) as of
-    ``config.as_of``, and the CRM's daily exports ``contacts_YYYYMMDD.csv``.
+    ``config.as_of``, and the CRM's daily exports ``contacts_YYYYMMDD.csv`` and
+    ``campaigns_YYYYMMDD.csv`` (a campaign's row on its start day).
   * ``advance_one_day``: the sales system and CRM one day further (new lines, corrections
-    and returns of recent lines, new clients, that day's contacts file).
+    and returns of recent lines, new clients, that day's contacts file and, when a
+    campaign starts that day, its campaigns file).
   * ``write_files``: everything as CSV files instead (bring-your-own-data path).
 
 Everything is deterministic: the same config gives byte-identical rows, and a day's
@@ -41,6 +58,7 @@ from winback.generator._config import GenerationSummary, GeneratorConfig
 from winback.generator._engine import Simulation
 from winback.generator._output import (
     COLUMNS,
+    LANDING_ENTITIES,
     FileStore,
     GeneratorError,
     SourceBulkStore,
@@ -85,15 +103,17 @@ def _run(sim: Simulation, store: Store, last_day: int, final: bool, emit_from: i
 
 def generate_source(config: GeneratorConfig, source_dsn: str, landing_dir: str) -> GenerationSummary:
     """Create (replace) the sales system's tables as of ``config.as_of`` and write the CRM's
-    daily contact exports ``contacts_YYYYMMDD.csv`` for every day up to it that had contacts.
+    daily exports ``contacts_YYYYMMDD.csv`` for every day up to it that had contacts, and
+    ``campaigns_YYYYMMDD.csv`` for every day a campaign started.
 
-    Contact files this generator wrote before are removed first (other files are kept).
+    Contact and campaign files this generator wrote before are removed first (other files
+    are kept).
     """
     started = time.perf_counter()
     sim = Simulation(config)
     fs, root = landing(landing_dir)
-    clean_landing(fs, root, ("contacts",))
-    files = FileStore(fs, root, ("contacts",), "daily", Writer.date_of(sim.pop))
+    clean_landing(fs, root, LANDING_ENTITIES)
+    files = FileStore(fs, root, LANDING_ENTITIES, "daily", Writer.date_of(sim.pop))
     store = SourceBulkStore(source_dsn, files)
     return _run(sim, store, sim.cal.day(config.as_of), True, 0, config.start_date, started)
 
@@ -101,7 +121,8 @@ def generate_source(config: GeneratorConfig, source_dsn: str, landing_dir: str) 
 def advance_one_day(config: GeneratorConfig, source_dsn: str, landing_dir: str, day: dt.date) -> GenerationSummary:
     """Move the sales system to ``day``: insert the day's new sales lines, returns and
     clients, re-deliver the corrections due that day (same ``line_id``, ``updated_at`` on
-    ``day``), apply the day's manager changes, and write ``contacts_<day>.csv``.
+    ``day``), apply the day's manager changes, and write ``contacts_<day>.csv`` (and
+    ``campaigns_<day>.csv`` when a campaign starts that day).
 
     Meant for the days after ``config.as_of``, one after another; the rows are the same
     ones a longer run would produce for that day. Applying a day twice changes nothing
@@ -113,7 +134,7 @@ def advance_one_day(config: GeneratorConfig, source_dsn: str, landing_dir: str, 
     if target < 0:
         raise ValueError(f"day {day} is before the start date {config.start_date}")
     fs, root = landing(landing_dir)
-    files = FileStore(fs, root, ("contacts",), "daily", Writer.date_of(sim.pop))
+    files = FileStore(fs, root, LANDING_ENTITIES, "daily", Writer.date_of(sim.pop))
     store = SourceDayStore(source_dsn, files)
     return _run(sim, store, target, False, target, day, started)
 

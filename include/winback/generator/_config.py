@@ -84,6 +84,7 @@ class GenerationSummary:
     managers: int = 0
     manager_updates: int = 0
     contacts: int = 0
+    campaigns: int = 0
     files: tuple[str, ...] = field(default_factory=tuple)
     seconds: float = 0.0
 
@@ -118,6 +119,44 @@ DIRECTIONS = ("outbound", "inbound")
 OUTCOMES = ("no_answer", "reached", "offer_sent", "order_promised", "refused", "complaint")
 NO_ANSWER, REACHED, OFFER_SENT, ORDER_PROMISED, REFUSED, COMPLAINT = range(6)
 LOSS_REASONS = ("price", "quality", "service", "competitor", "staff", "no_need", "closed_business", "other")
+
+# ---------------------------------------------------------------------------- campaigns and offers
+# One win-back campaign per calendar quarter, from the first quarter that begins a year after
+# the start: it starts in the quarter's first two weeks (on a working day) and runs this many
+# days (start + 45 ... start + 74: never into the next quarter's campaign).
+CAMPAIGN_START_DAYS = (0, 13)
+CAMPAIGN_DAYS = (45, 75)
+# Fixed cost (preparation, mailing, agency; without the offers): this share of the seller's
+# expected quarterly revenue, times a factor drawn per campaign.
+CAMPAIGN_COST_SHARE = 0.004
+CAMPAIGN_COST_FACTOR = (0.6, 1.4)
+CAMPAIGN_THEMES = ("We miss you", "Welcome back", "Let's talk again", "Back in business", "Come back to us")
+CAMPAIGN_SEASONS = ("Winter", "Spring", "Summer", "Autumn")  # by quarter
+CAMPAIGN_TARGETS = ("lost A", "lost A/B", "lost B/C", "all lost clients")
+# A lost client's win-back contact during a campaign belongs to it with this probability
+# (the others are ad-hoc contacts).
+CAMPAIGN_CONTACT_SHARE = 0.8
+
+OFFER_TYPES = ("gift", "service", "discount", "none")
+GIFT, SERVICE, DISCOUNT, NO_OFFER = range(len(OFFER_TYPES))
+# Each campaign tests every offer type against a no-offer control (A/B style): its mix is
+# drawn from a Dirichlet distribution around these shares (concentration OFFER_MIX_CONCENTRATION).
+OFFER_MIX = (0.25, 0.25, 0.25, 0.25)
+OFFER_MIX_CONCENTRATION = 16.0
+# What an offer costs, as a share of the client's typical order (drawn uniformly in the range):
+# a small gift, a medium service (free delivery, installation, extended support), a discount
+# on the next order the largest. No value for "none".
+OFFER_VALUE_SHARE = ((0.01, 0.03), (0.03, 0.07), (0.08, 0.15), (0.0, 0.0))
+# The offer's effect: the probability that a contacted lost client who would NOT have come
+# back returns because of it, by offer type (rows, OFFER_TYPES) and value segment (columns:
+# A, B, C, the client's class by expected revenue as in the metric contract's ABC rule).
+OFFER_RETURN_P = (
+    (0.10, 0.10, 0.06),  # gift
+    (0.20, 0.12, 0.05),  # service
+    (0.03, 0.04, 0.05),  # discount
+    (0.00, 0.00, 0.00),  # none
+)
+SEGMENTS = ("A", "B", "C")
 
 # ---------------------------------------------------------------------------- archetypes
 ARCHETYPES = ("regular", "seasonal", "one_off", "growing", "shrinking", "churner", "winback", "erratic")

@@ -6,6 +6,11 @@ and the state left by the days before. Output is optional per day (``emit``), so
 ``advance_one_day`` replays the days before silently and writes only its own day, and
 the rows of a day never depend on how far a run goes.
 
+Campaigns and offers have streams of their own (``_CAMPAIGNS``: the quarterly campaigns,
+drawn campaign by campaign; ``_OFFERS``: campaign membership, offer type and value, and
+the offer's effect, drawn only on campaign days), so that the rest of the simulation
+draws what it drew before; only the clients an offer brings back change its course.
+
 Memory: the population is a set of numpy arrays of a few dozen bytes per client (no
 per-line state); lines are generated per day in chunks of at most ``CHUNK_CLIENTS``
 ordering clients and handed to the sink right away. Pending returns and corrections of
@@ -30,7 +35,9 @@ CHUNK_ROWS = 512
 # Arrivals of new clients continue this many days past as_of (for advance_one_day).
 FUTURE_DAYS = 184
 # Stream ids of the random generators (one per purpose, all from the seed).
-_PLAN, _CALIBRATION, _DAYS = 1, 2, 3
+_PLAN, _CALIBRATION, _DAYS, _CAMPAIGNS, _OFFERS = 1, 2, 3, 4, 5
+_OFFER_VALUE_SHARE = np.asarray(C.OFFER_VALUE_SHARE)
+_OFFER_RETURN_P = np.asarray(C.OFFER_RETURN_P)
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -100,6 +107,89 @@ def _to_season(cal: Calendar, days: np.ndarray, sea_start: np.ndarray, sea_len: 
     if outside.any():
         out[outside] = cal.next_season_start(out[outside], sea_start[outside]) + jitter[outside]
     return out
+
+
+# ------------------------------------------------------------------------- campaigns
+class Campaigns:
+    """The seller's win-back campaigns, one per calendar quarter from the first quarter that
+    begins a year after the start date (see the ``CAMPAIGN_*`` settings).
+
+    Drawn quarter by quarter, on demand, from their own stream with the same draws for
+    every quarter: the k-th campaign is the same however far a run goes. Windows never
+    overlap, so at most one campaign runs on a day.
+    """
+
+    def __init__(self, seed: int, cal: Calendar, quarter_cost: float):
+        self.rng = rng_for(seed, _CAMPAIGNS)
+        self.cal = cal
+        first = cal.start + dt.timedelta(days=365)
+        month = (first.year * 12 + first.month - 1 + 2) // 3 * 3  # months since year 0, a quarter start
+        if dt.date(month // 12, month % 12 + 1, 1) < first:
+            month += 3
+        self._month0 = month
+        self.quarter_cost = quarter_cost  # cents
+        self.start = np.empty(0, dtype=np.int64)
+        self.end = np.empty(0, dtype=np.int64)  # last day, inclusive
+        self.cost = np.empty(0, dtype=np.int64)  # cents
+        self.theme = np.empty(0, dtype=np.int8)
+        self.target = np.empty(0, dtype=np.int8)
+        self.mix = np.empty((0, len(C.OFFER_TYPES)))
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def _quarter(self, k: int) -> tuple[int, int]:
+        """(year, quarter 1-4) of campaign ``k``."""
+        month = self._month0 + 3 * k
+        return month // 12, month % 12 // 3 + 1
+
+    def _cover(self, day: int) -> None:
+        """Draw campaigns until the last one starts after ``day``."""
+        if len(self.start) and self.start[-1] > day:
+            return
+        rng = self.rng
+        start, end, cost, theme, target, mix = [], [], [], [], [], []
+        k = len(self.start)
+        while True:
+            year, quarter = self._quarter(k)
+            first = self.cal.day(dt.date(year, 3 * quarter - 2, 1)) + int(rng.integers(*C.CAMPAIGN_START_DAYS))
+            weekday = (self.cal.weekday0 + first) % 7
+            first += 2 if weekday == 5 else 1 if weekday == 6 else 0
+            start.append(first)
+            end.append(first + int(rng.integers(*C.CAMPAIGN_DAYS)))
+            factor = rng.uniform(*C.CAMPAIGN_COST_FACTOR)
+            cost.append(max(10_000, round(self.quarter_cost * factor / 10_000) * 10_000))  # whole hundreds of money
+            theme.append(rng.integers(0, len(C.CAMPAIGN_THEMES)))
+            target.append(rng.integers(0, len(C.CAMPAIGN_TARGETS)))
+            mix.append(rng.dirichlet(C.OFFER_MIX_CONCENTRATION * np.asarray(C.OFFER_MIX) / sum(C.OFFER_MIX)))
+            k += 1
+            if first > day:
+                break
+        self.start = np.concatenate((self.start, start)).astype(np.int64)
+        self.end = np.concatenate((self.end, end)).astype(np.int64)
+        self.cost = np.concatenate((self.cost, cost)).astype(np.int64)
+        self.theme = np.concatenate((self.theme, theme)).astype(np.int8)
+        self.target = np.concatenate((self.target, target)).astype(np.int8)
+        self.mix = np.concatenate((self.mix, mix))
+
+    def on(self, day: int) -> int:
+        """The campaign running on ``day``, or -1."""
+        self._cover(day)
+        k = int(np.searchsorted(self.start, day, side="right")) - 1
+        return k if k >= 0 and self.end[k] >= day else -1
+
+    def starting(self, day: int) -> np.ndarray:
+        """The campaigns that start on ``day``."""
+        self._cover(day)
+        return np.flatnonzero(self.start == day)
+
+    def campaign_id(self, k: int) -> str:
+        year, quarter = self._quarter(k)
+        return f"WB-{year}Q{quarter}"
+
+    def name(self, k: int) -> str:
+        year, quarter = self._quarter(k)
+        return f"{C.CAMPAIGN_SEASONS[quarter - 1]} win-back {year}: {C.CAMPAIGN_THEMES[self.theme[k]]}"
 
 
 # ------------------------------------------------------------------------- population
@@ -333,7 +423,21 @@ class Population:
         potential = (orders_per_year * self.lines_mean * self.scale * (1 - self.discount) * noise
                      * np.float32(self.products.mean_line_cents() / 10_000.0))
         self.potential = np.where(noise < 0, -1, np.maximum(np.rint(potential), 1)).astype(np.int32)
-        del orders_per_year, potential, noise
+        self.line_cents = self.products.mean_line_cents()
+        annual = orders_per_year * self.lines_mean * self.scale * (1 - self.discount) * np.float32(self.line_cents)
+        # Value segment (the offers' effect depends on it): the metric contract's ABC rule applied to
+        # the expected annual revenue: A makes the first 80 % of it, B the next 15 %, C the rest.
+        ranked = np.argsort(-annual, kind="stable")
+        before = np.cumsum(annual[ranked], dtype=np.float64) - annual[ranked]
+        share = before / max(float(before[-1] + annual[ranked[-1]]), 1.0)
+        self.segment = np.empty(self.n, dtype=np.int8)
+        self.segment[ranked] = np.where(share < 0.80, 0, np.where(share < 0.95, 1, 2))
+        # The seller's money scale: expected revenue per quarter of ``target_lines`` over the period.
+        lines_per_year = orders_per_year * self.lines_mean
+        line_net = float(annual.sum(dtype=np.float64) / max(float(lines_per_year.sum(dtype=np.float64)), 1.0))
+        quarter_revenue = cfg.target_lines / self.period * 365.25 / 4 * line_net
+        self.campaigns = Campaigns(cfg.seed, self.cal, C.CAMPAIGN_COST_SHARE * quarter_revenue)
+        del orders_per_year, potential, annual, noise, ranked, before, share, lines_per_year
 
         self._draw_managers(rng, plan.pop("manager_u"))
 
@@ -343,6 +447,13 @@ class Population:
         self.contact_day = np.full(self.n, NEVER, dtype=np.int32)
         self.contact_stage = np.zeros(self.n, dtype=np.int8)
         self.return_pending = np.zeros(self.n, dtype=bool)
+        self.campaign = np.full(self.n, -1, dtype=np.int16)  # the last campaign that contacted the client
+
+    def order_cents(self, clients: np.ndarray, day: int) -> np.ndarray:
+        """The expected net value of an order of ``clients`` on ``day`` (cents): what an offer is sized by."""
+        years = np.maximum(day - self.first[clients], 0) / 365.0
+        return (self.lines_mean[clients] * self.scale[clients] * np.exp(self.trend[clients] * 0.6 * years)
+                * (1.0 - self.discount[clients]) * self.line_cents * (1.0 + 0.04 * day / 365.0))
 
     def _draw_managers(self, rng: np.random.Generator, manager_u: np.ndarray) -> None:
         n_mgr = max(len(C.TEAMS) + 2, round(self.n / 90))
@@ -450,6 +561,9 @@ class ContactBatch:
     nps: np.ndarray  # -1: not asked
     note: np.ndarray  # template choice; -1: no note
     winback: np.ndarray  # a win-back contact of a lost client
+    campaign: np.ndarray  # index into the campaigns; -1: none
+    offer: np.ndarray  # index into OFFER_TYPES; -1: no offer
+    offer_value: np.ndarray  # cents; -1: none
 
     def __len__(self) -> int:
         return len(self.contact_no)
@@ -463,6 +577,7 @@ class Emitter:
     def new_clients(self, day: int, clients: np.ndarray) -> None: ...
     def reassigned_clients(self, day: int, clients: np.ndarray) -> None: ...
     def managers(self, day: int, managers: np.ndarray, left: bool) -> None: ...
+    def campaigns(self, day: int, campaigns: np.ndarray) -> None: ...
     def lines(self, day: int, batch: LineBatch) -> None: ...
     def corrections(self, day: int, batch: LineBatch) -> None: ...
     def contacts(self, day: int, batch: ContactBatch) -> None: ...
@@ -476,6 +591,7 @@ class Simulation:
         self.pop = Population(cfg)
         self.cal = self.pop.cal
         self.rng = rng_for(cfg.seed, _DAYS)
+        self.offer_rng = rng_for(cfg.seed, _OFFERS)  # campaign membership, offers and their effect
         self.day = 0  # next day to simulate
         self.created_upto = 0  # clients [0, created_upto) exist
         self.line_no = 0
@@ -503,6 +619,9 @@ class Simulation:
                 out.managers(d, np.arange(pop.n_managers), left=False)
             for begin in range(start, self.created_upto, CHUNK_ROWS):
                 out.new_clients(d, np.arange(begin, min(begin + CHUNK_ROWS, self.created_upto), dtype=np.int64))
+            starting = pop.campaigns.starting(d)
+            if starting.size:
+                out.campaigns(d, starting)
         leaving = np.flatnonzero(pop.mgr_leave == d)
         if leaving.size and out is not None:
             out.managers(d, leaving, left=True)
@@ -694,8 +813,6 @@ class Simulation:
         kw = cw.size
         via = pop.return_pending[cw]
         u_out = rng.random(kw)
-        outcome_w = np.where(via, _choose_by(u_out, (0.0, 0.15, 0.35, 0.5, 0.0, 0.0)),
-                             _choose_by(u_out, (0.3, 0.2, 0.1, 0.0, 0.32, 0.08)))
         channel_w = _choose_by(rng.random(kw), (0.55, 0.25, 0.12, 0.0, 0.08))
         inbound_w = rng.random(kw) < 0.08
         nps_w = np.clip(np.rint(rng.normal(np.asarray(C.NPS_MEAN)[pop.arch[cw]] - 1.0, 1.8)), 0, 10)
@@ -703,6 +820,15 @@ class Simulation:
         follow = rng.random(kw) < 0.35
         follow_gap = rng.integers(14, 75, kw)
         pop.contact_stage[cw] += 1
+        campaign_w, offer_w, value_w, won = self._campaign_contacts(d, cw, via)
+        coming = via | won
+        outcome_w = np.where(coming, _choose_by(u_out, (0.0, 0.15, 0.35, 0.5, 0.0, 0.0)),
+                             _choose_by(u_out, (0.3, 0.2, 0.1, 0.0, 0.32, 0.08)))
+        heard_w = outcome_w != C.NO_ANSWER  # the client answered: a loss reason, maybe an NPS answer
+        # An offer that was made was sent, whatever the call's first outcome; no offer, nothing sent.
+        offered = (offer_w >= 0) & (offer_w != C.NO_OFFER)
+        outcome_w = np.where(offered & (outcome_w <= C.REACHED), C.OFFER_SENT, outcome_w)
+        outcome_w = np.where((offer_w == C.NO_OFFER) & (outcome_w == C.OFFER_SENT), C.REACHED, outcome_w).astype(np.int8)
         # Follow-ups only for clients who are not coming back anyway (at most three contacts).
         again = ~via & follow & (pop.contact_stage[cw] < 3) & (pop.next_order[cw] == NEVER)
         pop.contact_day[cw] = np.where(again, d + follow_gap, NEVER)
@@ -742,12 +868,16 @@ class Simulation:
                                                                    (0.4, 0.6, 0, 0, 0, 0))))
         channel = np.concatenate((channel_w, channel_r, np.zeros(ku, dtype=np.int8)))
         inbound = np.concatenate((inbound_w, inbound_r, np.ones(ku, dtype=bool)))
-        reason = np.concatenate((np.where(outcome_w != C.NO_ANSWER, pop.reason[cw], -1), np.full(kr + ku, -1)))
+        reason = np.concatenate((np.where(heard_w, pop.reason[cw], -1), np.full(kr + ku, -1)))
         answered = outcome != C.NO_ANSWER
+        answered[:kw] = heard_w
         nps = np.concatenate((np.where(ask_w, nps_w, -1), np.where(ask_r & (outcome_r == C.REACHED), nps_r, -1),
                               np.full(ku, -1)))
         nps = np.where(answered, nps, -1)
         winback = np.concatenate((np.ones(kw, dtype=bool), np.zeros(kr + ku, dtype=bool)))
+        campaign = np.concatenate((campaign_w, np.full(kr + ku, -1, dtype=np.int32)))
+        offer = np.concatenate((offer_w, np.full(kr + ku, -1, dtype=np.int8)))
+        offer_value = np.concatenate((value_w, np.full(kr + ku, -1, dtype=np.int64)))
         note = np.where(no_note, -1, note)
         order = np.argsort(sec, kind="stable")
         contact_no = self.contact_no + 1 + np.arange(total, dtype=np.int64)
@@ -755,4 +885,54 @@ class Simulation:
         out.contacts(d, ContactBatch(
             contact_no, client[order], manager[order], d, sec[order], sec[order] + upd[order], channel[order],
             inbound[order].astype(np.int8), outcome[order], reason[order], nps[order].astype(np.int64),
-            note[order], winback[order]))
+            note[order], winback[order], campaign[order], offer[order], offer_value[order]))
+
+    def _campaign_contacts(self, d: int, cw: np.ndarray, via: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Which of the day's win-back contacts ``cw`` belong to the running campaign (contacts
+        on or after the client's lost date, with probability ``CAMPAIGN_CONTACT_SHARE``), the
+        offer that a client's first contact in the campaign makes, and its effect: a client who
+        would not have come back (no return planned) returns because of the offer with the
+        probability of its offer type and value segment (``OFFER_RETURN_P``), by the usual
+        via-contact path (an order 5 to 45 days later; a quarter of them go quiet again later).
+
+        Draws come from the offer stream only, and only on campaign days.
+        Returns (campaign index, offer type, offer value in cents, returns because of the offer).
+        """
+        pop = self.pop
+        kw = cw.size
+        campaign = np.full(kw, -1, dtype=np.int32)
+        offer = np.full(kw, -1, dtype=np.int8)
+        value = np.full(kw, -1, dtype=np.int64)
+        won = np.zeros(kw, dtype=bool)
+        k = pop.campaigns.on(d) if kw else -1
+        if k < 0:
+            return campaign, offer, value, won
+        rng = self.offer_rng
+        u_join = rng.random(kw)
+        u_type = rng.random(kw)
+        u_value = rng.random(kw)
+        u_back = rng.random(kw)
+        back_gap = rng.integers(5, 46, kw)
+        again = rng.random(kw) < 0.25
+        again_gap = rng.integers(150, 600, kw)
+
+        follow_up = pop.campaign[cw] == k
+        lost = d - pop.last_order[cw] >= self._lost  # on or after the lost date (a contact before it stays ad hoc)
+        joins = ~follow_up & lost & (u_join < C.CAMPAIGN_CONTACT_SHARE)
+        campaign[follow_up | joins] = k
+        pop.campaign[cw[joins]] = k
+        kind = _choose_by(u_type, pop.campaigns.mix[k])
+        offer = np.where(joins, kind, -1).astype(np.int8)
+        low, high = _OFFER_VALUE_SHARE[kind].T
+        share = low + (high - low) * u_value
+        cents = np.maximum(100, np.rint(pop.order_cents(cw, d) * share / 100) * 100).astype(np.int64)  # whole units
+        value = np.where(joins & (kind != C.NO_OFFER), cents, -1)
+
+        p = _OFFER_RETURN_P[kind, pop.segment[cw]]
+        won = joins & ~via & (pop.next_order[cw] == NEVER) & (u_back < p)
+        if won.any():
+            back = d + back_gap[won]
+            clients = cw[won]
+            pop.next_order[clients] = back
+            pop.quiet_from[clients] = np.where(again[won], back + again_gap[won], NEVER)
+        return campaign, offer, value, won

@@ -29,11 +29,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                 "potential_revenue", "email", "phone", "created_at", "updated_at"),
     "managers": ("manager_id", "name", "team", "active"),
     "contacts": ("contact_id", "client_id", "manager_id", "contact_at", "channel", "direction", "outcome",
-                 "loss_reason", "nps_score", "notes", "updated_at"),
+                 "loss_reason", "nps_score", "notes", "campaign_id", "offer_type", "offer_value", "updated_at"),
+    "campaigns": ("campaign_id", "name", "start_date", "end_date", "target_segment", "cost", "updated_at"),
 }
 # Sales lines are turned into text rows this many at a time.
 FORMAT_ROWS = 2048
-KEYS = {"sales_lines": "line_id", "clients": "client_id", "managers": "manager_id", "contacts": "contact_id"}
+KEYS = {"sales_lines": "line_id", "clients": "client_id", "managers": "manager_id", "contacts": "contact_id",
+        "campaigns": "campaign_id"}
 
 SOURCE_DDL = {
     "managers": "create table public.managers (manager_id text not null, name text, team text, active boolean)",
@@ -47,6 +49,8 @@ SOURCE_DDL = {
         product_id text, channel text, status text, updated_at timestamptz)""",
 }
 SOURCE_TABLES = ("sales_lines", "clients", "managers")
+# What the SQL-source outputs write as files in the landing location (the CRM's exports).
+LANDING_ENTITIES = ("contacts", "campaigns")
 
 
 class GeneratorError(RuntimeError):
@@ -206,12 +210,28 @@ class Formatter:
         return [(f"M{m + 1:04d}", f"{people[i][0]} {people[i][1]}", C.TEAMS[team[i]], "true" if active[i] else "false")
                 for i, m in enumerate(managers.tolist())]
 
+    # -- campaigns --------------------------------------------------------------------
+    def campaigns(self, campaigns: np.ndarray) -> list[tuple]:
+        plan = self.pop.campaigns
+        sec = (8 * 3600 + mix_hash(self.seed, 71, campaigns) % np.uint64(2 * 3600)).astype(np.int64)
+        updated = self.stamps(plan.start[campaigns], sec)
+        cost = self.money(plan.cost[campaigns])
+        return [(plan.campaign_id(k), plan.name(k), self.date(plan.start[k]), self.date(plan.end[k]),
+                 C.CAMPAIGN_TARGETS[plan.target[k]], cost[i], updated[i])
+                for i, k in enumerate(campaigns.tolist())]
+
     # -- contacts ---------------------------------------------------------------------
     def contacts(self, b: ContactBatch) -> list[tuple]:
         at = self.stamps(np.full(len(b), b.day), b.sec)
         upd = self.stamps(np.full(len(b), b.day), b.upd_sec)
         clients = b.client
         people = self._people(41, np.maximum(clients, 0))
+        plan = self.pop.campaigns
+        campaign_ids = {k: plan.campaign_id(k) for k in np.unique(b.campaign[b.campaign >= 0]).tolist()}
+        campaign_ids[-1] = None
+        offer_types = (*C.OFFER_TYPES, None)  # index -1: no offer
+        offer_values = [None if v < 0 else f"{v / 100:.2f}" for v in b.offer_value.tolist()]
+        campaigns, offers = b.campaign.tolist(), b.offer.tolist()
         rows = []
         for i, (client, manager, channel, inbound, outcome, reason, nps, note, winback) in enumerate(zip(
                 clients.tolist(), b.manager.tolist(), b.channel.tolist(), b.direction.tolist(), b.outcome.tolist(),
@@ -229,7 +249,8 @@ class Formatter:
             rows.append((
                 f"CT{b.contact_no[i]:08d}", None if client < 0 else f"C{client + 1:06d}", f"M{manager + 1:04d}",
                 at[i], C.CONTACT_CHANNELS[channel], C.DIRECTIONS[inbound], C.OUTCOMES[outcome],
-                None if reason < 0 else C.LOSS_REASONS[reason], None if nps < 0 else str(nps), text, upd[i],
+                None if reason < 0 else C.LOSS_REASONS[reason], None if nps < 0 else str(nps), text,
+                campaign_ids[campaigns[i]], offer_types[offers[i]], offer_values[i], upd[i],
             ))
         return rows
 
@@ -275,6 +296,10 @@ class Writer(Emitter):
         self.store.rows("managers", day, self.fmt.managers(managers, active))
         if not left:
             self.counts["managers"] += len(managers)
+
+    def campaigns(self, day: int, campaigns: np.ndarray) -> None:
+        self.store.rows("campaigns", day, self.fmt.campaigns(campaigns))
+        self.counts["campaigns"] += len(campaigns)
 
     def lines(self, day: int, batch: LineBatch) -> None:
         if self.final_until is not None and batch.corr_day is not None:
@@ -456,7 +481,7 @@ class SourceBulkStore(Store):
         self._managers: list[tuple] = []
 
     def rows(self, entity: str, day: int, rows: list[tuple]) -> None:
-        if entity == "contacts":
+        if entity in LANDING_ENTITIES:
             self.files_store.rows(entity, day, rows)
         elif entity == "managers":
             self._managers.extend(rows)
@@ -500,7 +525,7 @@ class SourceDayStore(Store):
         self._rows: dict[str, list[tuple]] = {entity: [] for entity in SOURCE_TABLES}
 
     def rows(self, entity: str, day: int, rows: list[tuple]) -> None:
-        if entity == "contacts":
+        if entity in LANDING_ENTITIES:
             self.files_store.rows(entity, day, rows)
         else:
             self._rows[entity].extend(rows)
