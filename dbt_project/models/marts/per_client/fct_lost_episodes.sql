@@ -17,8 +17,18 @@
 --
 -- Per-client incremental, like int_purchase_days (macros/changed_clients.sql); computed_as_of
 -- (the D of the run that last computed the client) and processed_through are bookkeeping.
+-- A re-delivered clients row recomputes the client only with an L per industry (its lost
+-- dates may move); otherwise a post-hook sets the changed manager, region and industry
+-- (refresh_client_attributes).
 
-{{ config(post_hook=["{{ delete_placeholders('episode_number') }}"]) }}
+{{
+    config(
+        post_hook=[
+            "{{ delete_placeholders('episode_number') }}",
+            "{{ refresh_client_attributes(ref('int_clients'), ['manager_id', 'region', 'industry']) }}"
+        ]
+    )
+}}
 
 {#- Read only by an incremental run (its lost-dates trigger); set here, outside that
     branch, so that dbt's graph shows it as a parent. -#}
@@ -30,7 +40,7 @@ with
     changed_clients_cte(
         revenue=ref('int_client_daily_revenue'),
         contacts=ref('int_contacts'),
-        clients=ref('int_clients'),
+        clients=ref('int_clients') if var('lost_after_days_by_industry') else none,
         lost_dates=purchase_days,
         recovered_windows=ref('int_lost_episodes')
     )
