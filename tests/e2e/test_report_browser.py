@@ -201,6 +201,16 @@ def test_report_loads_without_console_errors_and_draws_its_charts(devtools, repo
         " s.querySelector('header .page-quarter').textContent, s.querySelector('header .page-as-of').textContent,"
         " s.querySelector('header').getBoundingClientRect().height > 0])", session)
     assert headers == [[section, "Q1 2025", "as of 2025-04-04", True] for section in SECTIONS]
+    # What worked: the campaign of the report tests' data, laid out with its rows and the
+    # uplift per offer type, each row with a real height.
+    campaigns = devtools.evaluate(
+        "(() => { const s = document.querySelector('section[data-section=campaigns]');"
+        " const tall = sel => [...s.querySelectorAll(sel)].filter(e => e.getBoundingClientRect().height > 0);"
+        " return {campaigns: tall('tr.campaign').map(e => e.dataset.campaignId),"
+        "  offers: tall('tr.uplift-offer').map(e => e.dataset.offerType).sort(),"
+        "  targeted: s.querySelector('[data-field=campaign-targeted]').textContent}; })()", session)
+    assert campaigns["campaigns"] == ["WB-2024-09"] and campaigns["targeted"] == "4", campaigns
+    assert campaigns["offers"], campaigns
 
     devtools.call("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
     breaks = devtools.evaluate("[...document.querySelectorAll('section.page')].map(s => getComputedStyle(s).breakBefore)",
@@ -229,3 +239,5 @@ def test_screenshot_and_printed_pdf(chromium, report, tmp_path):
     for number, page in enumerate(pages, start=1):
         assert "Win-back quarterly report · Q1 2025 · as of 2025-04-04 · published v1" in page, number
         assert f"page {number} of {len(SECTIONS)}" in page, number
+    what_worked = pages[SECTIONS.index("campaigns")]
+    assert "What worked" in what_worked and "Autumn win-back" in what_worked

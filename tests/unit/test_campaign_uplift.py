@@ -42,13 +42,16 @@ def test_cells_are_pooled_by_inverse_variance():
     assert pooled.ci_high - pooled.ci_low == pytest.approx(2 * Z95 / math.sqrt(sum(weights)))
 
 
-def test_a_cell_without_variance_gets_the_continuity_correction_alone():
-    # The second cell: nobody came back on either side (0 of 5, 0 of 10).
+def test_a_cell_without_variance_keeps_its_difference_and_borrows_a_corrected_variance():
+    # The second cell: nobody came back on either side (0 of 5, 0 of 10): a difference of 0,
+    # weighted by the variance of the continuity-corrected shares 0.5 / 6 and 0.5 / 11.
     ok_effect, ok_variance = wald(6, 20, 3, 30)
-    corrected_effect, corrected_variance = wald(0.5, 6, 0.5, 11)
+    _, corrected_variance = wald(0.5, 6, 0.5, 11)
     w1, w2 = 1 / ok_variance, 1 / corrected_variance
     pooled = pool_cells([20, 5], [6, 0], [30, 10], [3, 0])
-    assert pooled.uplift == pytest.approx((w1 * ok_effect + w2 * corrected_effect) / (w1 + w2))
+    assert pooled.uplift == pytest.approx(w1 * ok_effect / (w1 + w2))
+    alone = pool_cells([1], [0], [4], [0])
+    assert alone.uplift == 0 and alone.ci_low < 0 < alone.ci_high
 
 
 def cells_frame() -> pd.DataFrame:

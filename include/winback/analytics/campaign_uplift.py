@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 CELLS_RELATION = "intermediate.int_campaign_uplift_cells"
 UPLIFT_RELATION = ("reporting", "campaign_uplift")
 CONFIDENCE = 0.95
-# A cell whose two return shares are both 0 or 1 has no variance of its own: the usual
-# continuity correction (0.5 added to each count of such a cell) gives it one.
+# A cell whose two return shares are both 0 or 1 has no variance of its own: its variance
+# comes from the usual continuity correction (0.5 added to each count of the cell), its
+# difference stays the observed one (0 when both shares are 0).
 ZERO_CORRECTION = 0.5
 
 # The groups pooled, in the order stored: (grouping name, the cells' columns it groups by).
@@ -78,10 +79,10 @@ def pool_cells(treated: Sequence[int], treated_returned: Sequence[int], comparis
     degenerate = variance <= 0
     if degenerate.any():
         # statsmodels adds the correction to every cell it is given: give it only these.
-        corrected = effectsize_2proportions(*(c[degenerate] for c in counts), statistic="diff",
-                                            zero_correction=ZERO_CORRECTION)
-        effect, variance = effect.copy(), variance.copy()
-        effect[degenerate], variance[degenerate] = corrected
+        _, corrected = effectsize_2proportions(*(c[degenerate] for c in counts), statistic="diff",
+                                               zero_correction=ZERO_CORRECTION)
+        variance = variance.copy()
+        variance[degenerate] = corrected
     # With one cell, the heterogeneity (random-effect) figures divide by zero: unused here.
     with np.errstate(divide="ignore", invalid="ignore"):
         combined = combine_effects(effect, variance, method_re="chi2", use_t=False, alpha=1 - CONFIDENCE)
