@@ -54,6 +54,18 @@ def test_a_cell_without_variance_keeps_its_difference_and_borrows_a_corrected_va
     assert alone.uplift == 0 and alone.ci_low < 0 < alone.ci_high
 
 
+def test_one_client_who_came_back_does_not_outweigh_the_other_cells():
+    # 1 of 1 targeted back against 1 of 65: observed +0.98, but its variance is the corrected
+    # one (1.5 / 2 and 1.5 / 66), not the near-zero one of the raw shares.
+    big_effect, big_variance = wald(30, 100, 28, 100)
+    _, corrected_variance = wald(1.5, 2, 1.5, 66)
+    small_effect = 1 - 1 / 65
+    w1, w2 = 1 / big_variance, 1 / corrected_variance
+    pooled = pool_cells([100, 1], [30, 1], [100, 65], [28, 1])
+    assert pooled.uplift == pytest.approx((w1 * big_effect + w2 * small_effect) / (w1 + w2))
+    assert w2 < w1
+
+
 def cells_frame() -> pd.DataFrame:
     return pd.DataFrame([
         # campaign, offer, quarter, class, month, treated, back, comparison, comparison back

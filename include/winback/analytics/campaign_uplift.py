@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 CELLS_RELATION = "intermediate.int_campaign_uplift_cells"
 UPLIFT_RELATION = ("reporting", "campaign_uplift")
 CONFIDENCE = 0.95
-# A cell whose two return shares are both 0 or 1 has no variance of its own: its variance
-# comes from the usual continuity correction (0.5 added to each count of the cell), its
-# difference stays the observed one (0 when both shares are 0).
+# A cell with a return share of 0 or 1 on either side has a variance of 0 on that side: one
+# targeted client who came back against many comparison clients would take nearly all the
+# weight. Its variance comes from the usual continuity correction (0.5 added to each count
+# of the cell, as statsmodels does for such cells), its difference stays the observed one.
 ZERO_CORRECTION = 0.5
 
 # The groups pooled, in the order stored: (grouping name, the cells' columns it groups by).
@@ -76,7 +77,8 @@ def pool_cells(treated: Sequence[int], treated_returned: Sequence[int], comparis
     counts = [np.asarray(values, dtype=float) for values in
               (treated_returned, treated, comparison_returned, comparison)]
     effect, variance = effectsize_2proportions(*counts, statistic="diff")
-    degenerate = variance <= 0
+    returned, targeted, comparison_returned, compared = counts
+    degenerate = (returned == 0) | (returned == targeted) | (comparison_returned == 0) | (comparison_returned == compared)
     if degenerate.any():
         # statsmodels adds the correction to every cell it is given: give it only these.
         _, corrected = effectsize_2proportions(*(c[degenerate] for c in counts), statistic="diff",
