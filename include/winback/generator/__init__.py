@@ -17,17 +17,23 @@ a few cannot be matched to a client.
 Win-back campaigns (data contract v2): from the first quarter that begins a year after
 ``start_date`` the seller runs one campaign per quarter (``WB-2024Q3``: starts in the
 quarter's first two weeks, runs 45-74 days, a fixed cost of about 0.4 % of the seller's
-quarterly revenue). A lost client's win-back contact during a campaign belongs to it
-with probability 0.8 (the others stay ad hoc); the client's first contact in the
-campaign makes an offer drawn from the campaign's own mix of ``gift``, ``service``,
-``discount`` and ``none`` (a control group), with a cost sized by the client's typical
-order (gift 1-3 %, service 3-7 %, discount 8-15 %); follow-ups in the campaign name it
-without an offer. The offers act in the simulation itself: a contacted lost client who
-would not have come back returns (an order 5-45 days later) with a probability by offer
-type and the client's value segment A/B/C (``_config.OFFER_RETURN_P``: service works
-best for A clients, a discount works little, a bit more for C). Win-back contacts before
-the lost date and lost clients nobody contacts behave as before: the uncontacted are the
-natural comparison group.
+quarterly revenue). A campaign reaches lost clients two ways. Its sweep: at its start it
+targets the lost clients nobody works on (lost and not back, no manager's win-back contact
+in the lost episode, not yet in a campaign in it), however long ago they were lost; each
+such lost episode is drawn once, by the first campaign that finds it: contacted in the
+campaign's first two weeks with probability 0.5, else held out until the client buys again
+(``_config.CAMPAIGN_SWEEP_SHARE``). And a manager's win-back contact on or after the lost
+date during a campaign belongs to it with probability 0.8 (the others stay ad hoc). The
+client's first contact in the campaign makes an offer drawn from the campaign's own mix of
+``gift``, ``service``, ``discount`` and ``none`` (a control group), with a cost sized by the
+client's typical order (gift 1-3 %, service 3-7 %, discount 8-15 %: the dearest); follow-ups
+in the campaign name it without an offer. The offers act in the simulation itself: a
+contacted lost client who would not have come back returns (an order 5-60 days later) with
+a probability by offer type and the client's value segment A/B/C (``_config.OFFER_RETURN_P``:
+service 0.75/0.65/0.60, gift 0.45/0.40/0.35, discount 0.15/0.15/0.12, none 0); a client who
+would have come back anyway does so as planned. The held-out and the other lost clients
+nobody contacts are the natural comparison group of the campaigns' uplift (docs/metrics.md):
+at demo size (60-70k lines) the uplift differs visibly by offer type.
 
 Outputs
   * ``generate_source``: the sales system as PostgreSQL tables ``public.sales_lines``,

@@ -136,6 +136,19 @@ CAMPAIGN_TARGETS = ("lost A", "lost A/B", "lost B/C", "all lost clients")
 # A lost client's win-back contact during a campaign belongs to it with this probability
 # (the others are ad-hoc contacts).
 CAMPAIGN_CONTACT_SHARE = 0.8
+# The campaign's sweep: at its start a campaign also targets the lost clients nobody works on
+# (lost and not back, no manager's win-back contact in the lost episode, not yet in a campaign
+# in it), including clients lost long ago. Each such lost episode is drawn once, by the first
+# campaign that finds it: targeted with this probability, else held out of the sweeps for the
+# rest of the episode (a holdout: the lost clients nobody contacts, the uplift's comparison group).
+CAMPAIGN_SWEEP_SHARE = 0.5
+# Sweep contacts are spread over the campaign's first weeks: start + 0 ... start + 13 days
+# (a weekend day moves to the Monday).
+CAMPAIGN_SWEEP_DAYS = (0, 14)
+# Sweep contacts: channel (CONTACT_CHANNELS) and first outcome (OUTCOMES) of a client who does not
+# come back; one who does answers as after a manager's call.
+SWEEP_CHANNEL_WEIGHTS = (0.30, 0.55, 0.0, 0.12, 0.03)
+SWEEP_OUTCOME_WEIGHTS = (0.45, 0.22, 0.08, 0.0, 0.20, 0.05)
 
 OFFER_TYPES = ("gift", "service", "discount", "none")
 GIFT, SERVICE, DISCOUNT, NO_OFFER = range(len(OFFER_TYPES))
@@ -150,12 +163,16 @@ OFFER_VALUE_SHARE = ((0.01, 0.03), (0.03, 0.07), (0.08, 0.15), (0.0, 0.0))
 # The offer's effect: the probability that a contacted lost client who would NOT have come
 # back returns because of it, by offer type (rows, OFFER_TYPES) and value segment (columns:
 # A, B, C, the client's class by expected revenue as in the metric contract's ABC rule).
+# A service works best, above all for A clients; a gift less; a discount, the dearest offer,
+# little; a contact without an offer changes nothing.
 OFFER_RETURN_P = (
-    (0.10, 0.10, 0.06),  # gift
-    (0.20, 0.12, 0.05),  # service
-    (0.03, 0.04, 0.05),  # discount
+    (0.45, 0.40, 0.35),  # gift
+    (0.75, 0.65, 0.60),  # service
+    (0.15, 0.15, 0.12),  # discount
     (0.00, 0.00, 0.00),  # none
 )
+# A client an offer brings back orders this many days after it (5 ... 60).
+OFFER_RETURN_DAYS = (5, 61)
 SEGMENTS = ("A", "B", "C")
 
 # ---------------------------------------------------------------------------- archetypes

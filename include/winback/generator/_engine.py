@@ -8,8 +8,11 @@ the rows of a day never depend on how far a run goes.
 
 Campaigns and offers have streams of their own (``_CAMPAIGNS``: the quarterly campaigns,
 drawn campaign by campaign; ``_OFFERS``: campaign membership, offer type and value, and
-the offer's effect, drawn only on campaign days), so that the rest of the simulation
-draws what it drew before; only the clients an offer brings back change its course.
+the offer's effect for the managers' win-back contacts, drawn only on campaign days;
+``_SWEEPS``: the campaigns' sweeps, which lost clients they target and those contacts,
+drawn only on a campaign's start day and its sweep days), so that the rest of the
+simulation draws what it drew before; only the clients an offer brings back change its
+course.
 
 Memory: the population is a set of numpy arrays of a few dozen bytes per client (no
 per-line state); lines are generated per day in chunks of at most ``CHUNK_CLIENTS``
@@ -35,7 +38,7 @@ CHUNK_ROWS = 512
 # Arrivals of new clients continue this many days past as_of (for advance_one_day).
 FUTURE_DAYS = 184
 # Stream ids of the random generators (one per purpose, all from the seed).
-_PLAN, _CALIBRATION, _DAYS, _CAMPAIGNS, _OFFERS = 1, 2, 3, 4, 5
+_PLAN, _CALIBRATION, _DAYS, _CAMPAIGNS, _OFFERS, _SWEEPS = 1, 2, 3, 4, 5, 6
 _OFFER_VALUE_SHARE = np.asarray(C.OFFER_VALUE_SHARE)
 _OFFER_RETURN_P = np.asarray(C.OFFER_RETURN_P)
 
@@ -448,6 +451,8 @@ class Population:
         self.contact_stage = np.zeros(self.n, dtype=np.int8)
         self.return_pending = np.zeros(self.n, dtype=bool)
         self.campaign = np.full(self.n, -1, dtype=np.int16)  # the last campaign that contacted the client
+        # The last order before the lost episode that the campaign sweeps hold out (NEVER: none).
+        self.sweep_held = np.full(self.n, NEVER, dtype=np.int32)
 
     def order_cents(self, clients: np.ndarray, day: int) -> np.ndarray:
         """The expected net value of an order of ``clients`` on ``day`` (cents): what an offer is sized by."""
@@ -600,6 +605,8 @@ class Simulation:
         self.contact_no = 0
         self.pending_returns: dict[int, list[tuple[np.ndarray, ...]]] = {}
         self.pending_corrections: dict[int, list[LineBatch]] = {}
+        self.sweep_rng = rng_for(cfg.seed, _SWEEPS)  # the campaigns' sweeps
+        self.pending_sweeps: dict[int, np.ndarray] = {}  # day -> the clients a sweep contacts that day
         self._lost = cfg.lost_after_days + 1
 
     def run(self, until: int, emitter: Emitter | None, emit_from: int = 0) -> None:
@@ -639,6 +646,7 @@ class Simulation:
         if corrections and out is not None and out.final_until is None:
             for batch in corrections:
                 out.corrections(d, batch)
+        self._sweep(d)
         self._contacts(d, out)
         if out is not None:
             out.end_day(d)
@@ -755,6 +763,7 @@ class Simulation:
         pop.orders_left[idx] -= 1
         nxt = np.where(pop.orders_left[idx] <= 0, NEVER, np.minimum(nxt, NEVER - 1))
         pop.last_order[idx] = d
+        pop.contact_stage[idx] = 0  # win-back contacts count per lost episode
 
         quiet_from = pop.quiet_from[idx]
         designed = (quiet_from != NEVER) & (nxt >= quiet_from)
@@ -852,13 +861,15 @@ class Simulation:
         ku = int(rng.binomial(kr + kw, share / (1 - share))) if kr + kw else 0
         unmatched_mgr = rng.integers(0, pop.n_managers, ku)
 
+        sweep = self._sweep_contacts(d)  # the day's contacts of a campaign's sweep (own stream)
+        ks = len(sweep[0])
         total = kw + kr + ku
         sec = rng.integers(8 * 3600, 18 * 3600, total)
         upd = rng.integers(60, 1800, total)
         note = rng.integers(0, 1 << 30, total)
         no_note = rng.random(total) < 0.22
-        if out is None or total == 0:
-            self.contact_no += total
+        if out is None or total + ks == 0:
+            self.contact_no += total + ks
             return
         client = np.concatenate((cw, cr, np.full(ku, -1))).astype(np.int64)
         manager = np.concatenate((pop.manager_on(cw, d), pop.manager_on(cr, d),
@@ -879,13 +890,37 @@ class Simulation:
         offer = np.concatenate((offer_w, np.full(kr + ku, -1, dtype=np.int8)))
         offer_value = np.concatenate((value_w, np.full(kr + ku, -1, dtype=np.int64)))
         note = np.where(no_note, -1, note)
+        if ks:  # the sweep's contacts after the others (then all in time order)
+            columns = (client, manager, outcome, channel, inbound, reason, nps, winback, campaign, offer,
+                       offer_value, sec, upd, note)
+            (client, manager, outcome, channel, inbound, reason, nps, winback, campaign, offer, offer_value, sec,
+             upd, note) = (np.concatenate((a, b)) for a, b in zip(columns, sweep, strict=True))
         order = np.argsort(sec, kind="stable")
-        contact_no = self.contact_no + 1 + np.arange(total, dtype=np.int64)
-        self.contact_no += total
+        contact_no = self.contact_no + 1 + np.arange(total + ks, dtype=np.int64)
+        self.contact_no += total + ks
         out.contacts(d, ContactBatch(
             contact_no, client[order], manager[order], d, sec[order], sec[order] + upd[order], channel[order],
             inbound[order].astype(np.int8), outcome[order], reason[order], nps[order].astype(np.int64),
             note[order], winback[order], campaign[order], offer[order], offer_value[order]))
+
+    # -- campaigns ------------------------------------------------------------------
+    def _offers(self, k: int, clients: np.ndarray, d: int, u_type: np.ndarray,
+                u_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The offers campaign ``k`` makes to ``clients`` on day ``d``: the type drawn from the
+        campaign's mix, the value (cents, whole units; -1 for ``none``) sized by the client's
+        typical order."""
+        pop = self.pop
+        kind = _choose_by(u_type, pop.campaigns.mix[k])
+        low, high = _OFFER_VALUE_SHARE[kind].T
+        share = low + (high - low) * u_value
+        cents = np.maximum(100, np.rint(pop.order_cents(clients, d) * share / 100) * 100).astype(np.int64)
+        return kind, np.where(kind != C.NO_OFFER, cents, -1)
+
+    def _won_back(self, clients: np.ndarray, back: np.ndarray, again: np.ndarray, again_gap: np.ndarray) -> None:
+        """``clients``, brought back by an offer, order on ``back`` (a quarter of them go quiet
+        again later, like other returning clients)."""
+        self.pop.next_order[clients] = back
+        self.pop.quiet_from[clients] = np.where(again, back + again_gap, NEVER)
 
     def _campaign_contacts(self, d: int, cw: np.ndarray, via: np.ndarray) -> tuple[np.ndarray, ...]:
         """Which of the day's win-back contacts ``cw`` belong to the running campaign (contacts
@@ -893,7 +928,8 @@ class Simulation:
         offer that a client's first contact in the campaign makes, and its effect: a client who
         would not have come back (no return planned) returns because of the offer with the
         probability of its offer type and value segment (``OFFER_RETURN_P``), by the usual
-        via-contact path (an order 5 to 45 days later; a quarter of them go quiet again later).
+        via-contact path (an order ``OFFER_RETURN_DAYS`` later; a quarter of them go quiet
+        again later).
 
         Draws come from the offer stream only, and only on campaign days.
         Returns (campaign index, offer type, offer value in cents, returns because of the offer).
@@ -912,7 +948,7 @@ class Simulation:
         u_type = rng.random(kw)
         u_value = rng.random(kw)
         u_back = rng.random(kw)
-        back_gap = rng.integers(5, 46, kw)
+        back_gap = rng.integers(*C.OFFER_RETURN_DAYS, kw)
         again = rng.random(kw) < 0.25
         again_gap = rng.integers(150, 600, kw)
 
@@ -921,18 +957,83 @@ class Simulation:
         joins = ~follow_up & lost & (u_join < C.CAMPAIGN_CONTACT_SHARE)
         campaign[follow_up | joins] = k
         pop.campaign[cw[joins]] = k
-        kind = _choose_by(u_type, pop.campaigns.mix[k])
+        kind, cents = self._offers(k, cw, d, u_type, u_value)
         offer = np.where(joins, kind, -1).astype(np.int8)
-        low, high = _OFFER_VALUE_SHARE[kind].T
-        share = low + (high - low) * u_value
-        cents = np.maximum(100, np.rint(pop.order_cents(cw, d) * share / 100) * 100).astype(np.int64)  # whole units
-        value = np.where(joins & (kind != C.NO_OFFER), cents, -1)
+        value = np.where(joins, cents, -1)
 
         p = _OFFER_RETURN_P[kind, pop.segment[cw]]
         won = joins & ~via & (pop.next_order[cw] == NEVER) & (u_back < p)
         if won.any():
-            back = d + back_gap[won]
-            clients = cw[won]
-            pop.next_order[clients] = back
-            pop.quiet_from[clients] = np.where(again[won], back + again_gap[won], NEVER)
+            self._won_back(cw[won], d + back_gap[won], again[won], again_gap[won])
         return campaign, offer, value, won
+
+    def _sweep(self, d: int) -> None:
+        """On a campaign's start day, its sweep: the lost clients nobody works on (lost and not
+        back, no manager's win-back contact in the lost episode, not yet in a campaign in it),
+        however long ago they were lost. Each such episode is drawn once, by the first campaign
+        that finds it: targeted with probability ``CAMPAIGN_SWEEP_SHARE`` (a contact on a working
+        day of the campaign's first weeks, ``CAMPAIGN_SWEEP_DAYS``), else held out of the sweeps
+        until the client orders again. Draws come from the sweep stream, on start days only."""
+        pop = self.pop
+        starting = pop.campaigns.starting(d)
+        if not starting.size:
+            return
+        k, upto = int(starting[0]), self.created_upto
+        last = pop.last_order[:upto]
+        earlier = pop.campaign[:upto].astype(np.int64)
+        in_campaign = (earlier >= 0) & (pop.campaigns.start[np.maximum(earlier, 0)] > last)
+        nobody = (pop.contact_day[:upto] == NEVER) & (pop.contact_stage[:upto] == 0)
+        found = np.flatnonzero((last >= pop.first[:upto]) & (d - last >= self._lost) & nobody & ~in_campaign
+                               & (pop.sweep_held[:upto] != last))
+        rng = self.sweep_rng
+        targeted = rng.random(found.size) < C.CAMPAIGN_SWEEP_SHARE
+        day = d + rng.integers(*C.CAMPAIGN_SWEEP_DAYS, found.size)
+        held = found[~targeted]
+        pop.sweep_held[held] = last[held]
+        found, day = found[targeted], day[targeted]
+        weekday = (self.cal.weekday0 + day) % 7
+        day += np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0))
+        for due in np.unique(day).tolist():  # all within the campaign (it runs 45 days or more)
+            self.pending_sweeps[due] = found[day == due]
+        pop.campaign[found] = k
+
+    def _sweep_contacts(self, d: int) -> tuple[np.ndarray, ...]:
+        """The day's contacts of a campaign's sweep, with the campaign's offers and their effect
+        (as for a manager's contact in the campaign: ``OFFER_RETURN_P`` for a client who would
+        not have come back). A client who came back in the meantime is left out. Draws come
+        from the sweep stream, on sweep days only.
+
+        Returns the columns client, manager, outcome, channel, inbound, reason, nps, winback,
+        campaign, offer, offer value, second of the day, update delay, note (empty: none)."""
+        pop, rng = self.pop, self.sweep_rng
+        cs = self.pending_sweeps.pop(d, np.empty(0, dtype=np.int64))
+        cs = cs[d - pop.last_order[cs] >= self._lost]
+        ks = cs.size
+        if ks == 0:
+            empty = np.empty(0, dtype=np.int64)
+            return (empty,) * 14
+        k = pop.campaigns.on(d)
+        u_type, u_value, u_back, u_out = (rng.random(ks) for _ in range(4))
+        back_gap = rng.integers(*C.OFFER_RETURN_DAYS, ks)
+        again = rng.random(ks) < 0.25
+        again_gap = rng.integers(150, 600, ks)
+        channel = _choose_by(rng.random(ks), C.SWEEP_CHANNEL_WEIGHTS)
+        nps = np.clip(np.rint(rng.normal(np.asarray(C.NPS_MEAN)[pop.arch[cs]] - 1.0, 1.8)), 0, 10)
+        ask = rng.random(ks) < 0.2
+        sec = rng.integers(8 * 3600, 18 * 3600, ks)
+        upd = rng.integers(60, 1800, ks)
+        note = np.where(rng.random(ks) < 0.22, -1, rng.integers(0, 1 << 30, ks))
+
+        kind, value = self._offers(k, cs, d, u_type, u_value)
+        won = (pop.next_order[cs] == NEVER) & (u_back < _OFFER_RETURN_P[kind, pop.segment[cs]])
+        if won.any():
+            self._won_back(cs[won], d + back_gap[won], again[won], again_gap[won])
+        outcome = np.where(won, _choose_by(u_out, (0.0, 0.15, 0.35, 0.5, 0.0, 0.0)),
+                           _choose_by(u_out, C.SWEEP_OUTCOME_WEIGHTS))
+        heard = outcome != C.NO_ANSWER
+        offered = kind != C.NO_OFFER
+        outcome = np.where(offered & (outcome <= C.REACHED), C.OFFER_SENT, outcome)
+        outcome = np.where(~offered & (outcome == C.OFFER_SENT), C.REACHED, outcome).astype(np.int8)
+        return (cs.astype(np.int64), pop.manager_on(cs, d), outcome, channel, np.zeros(ks, dtype=bool),
+                np.where(heard, pop.reason[cs], -1), np.where(heard & ask, nps, -1), np.ones(ks, dtype=bool),
+                np.full(ks, k, dtype=np.int32), kind.astype(np.int8), value, sec, upd, note)
