@@ -56,8 +56,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
                                         "targeted episodes: what the targeted would have done anyway."),
     "uplift": ("numeric", "Pooled difference of return shares (targeted - comparison), fixed-effect "
                           "inverse-variance weights over the cells; 0.05 = 5 percentage points."),
-    "uplift_ci_low": ("numeric", "Lower end of the 95 % confidence interval of uplift."),
-    "uplift_ci_high": ("numeric", "Upper end of the 95 % confidence interval of uplift."),
+    "uplift_ci_low": ("numeric", "Lower end of the 95 % confidence interval of uplift (at least -1)."),
+    "uplift_ci_high": ("numeric", "Upper end of the 95 % confidence interval of uplift (at most 1)."),
     "is_significant": ("boolean", "The interval excludes 0."),
 }
 
@@ -112,8 +112,10 @@ def uplift_table(cells: pd.DataFrame) -> pd.DataFrame:
                 "return_rate": round(returned / targeted, 4),
                 "baseline_return_rate": round(float((comparison_share * group.treated_episodes).sum()) / targeted, 4),
                 "uplift": round(pooled.uplift, 4),
-                "uplift_ci_low": round(pooled.ci_low, 4),
-                "uplift_ci_high": round(pooled.ci_high, 4),
+                # A difference of two shares lies in [-1, 1]; the normal interval of a few
+                # clients can reach past it.
+                "uplift_ci_low": round(max(pooled.ci_low, -1.0), 4),
+                "uplift_ci_high": round(min(pooled.ci_high, 1.0), 4),
                 "is_significant": pooled.ci_low > 0 or pooled.ci_high < 0,
             })
             rows.append(row)

@@ -32,6 +32,7 @@ TOP_WORK_LIST = 15
 TOP_DEVIATIONS = 10
 TOP_PROMOTERS = 10
 CAMPAIGNS_SHOWN = 5   # the best and the worst campaigns by net margin, each
+MIN_SEGMENT_COMPARED = 5  # an offer type in a class is shown from this many clients compared
 ABC_XYZ_CLASSES = ("AX", "AY", "AZ", "BX", "BY", "BZ", "CX", "CY", "CZ", "N")
 ABC_CLASSES = ("A", "B", "C", "N")
 
@@ -309,4 +310,6 @@ def _campaigns(conn: psycopg.Connection) -> tuple[list, list, list, dict]:
                          "as targeted, coalesce(sum(clients_returned), 0) as returned, "
                          "coalesce(sum(net_margin), 0) as net_margin, max(data_as_of_date) as as_of "
                          "from reporting.campaign_results")
-    return by_offer, [row for row in uplift if row["grouping"] == "offer_type_segment"], campaigns, summary
+    by_segment = [row for row in uplift
+                  if row["grouping"] == "offer_type_segment" and row["targeted_episodes"] >= MIN_SEGMENT_COMPARED]
+    return by_offer, by_segment, campaigns, summary

@@ -28,6 +28,7 @@ from winback.report import charts
 from winback.report.data import (
     ABC_CLASSES,
     ABC_XYZ_CLASSES,
+    MIN_SEGMENT_COMPARED,
     BiViewsMissing,
     ReportData,
     ReportError,
@@ -360,6 +361,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "uplift_by_offer": data.uplift_by_offer, "uplift_by_offer_segment": data.uplift_by_offer_segment,
         "campaigns": data.campaigns, "campaign_summary": data.campaign_summary,
         "campaign_window_days": max(get_settings().dbt_vars()["campaign_return_windows_days"]),
+        "min_segment_compared": MIN_SEGMENT_COMPARED,
         "not_converted": data.not_converted, "not_converted_summary": data.not_converted_summary,
         "at_risk_top": data.at_risk_top, "at_risk_summary": data.at_risk_summary, "backtest": data.backtest,
         "nps": data.nps, "backtest_horizon_days": _days("at_risk_backtest_horizon_days"),
