@@ -311,3 +311,26 @@ def test_nightly_incremental_runs_equal_full_refreshes(warehouse_dsn, make_datab
     # The nights did reach the cases they are there for.
     assert query(warehouse_dsn, "select count(*) from marts.fct_lost_episodes where client_id = 'A'") == [(2,)]
     assert query(warehouse_dsn, "select count(*) from marts.dim_clients where client_id = 'F'") == [(0,)]
+
+
+@pytest.mark.integration
+def test_a_v1_warehouse_takes_the_v2_contact_columns_on_its_next_night(warehouse_dsn):
+    """A warehouse built before data contract v2 keeps its incremental contacts copy: the next
+    night appends the campaign columns (nulls for the contacts loaded before, which had none)
+    and carries them through to the campaign results."""
+    load_raw(warehouse_dsn)
+    run_dbt(["run", "--select", "+int_contacts"], warehouse_dsn, as_of=AS_OF)
+    with psycopg.connect(warehouse_dsn) as conn:  # the copy as a v1 build left it
+        conn.execute("drop view intermediate.int_contacts")
+        conn.execute("alter table staging.stg_crm__contacts drop column campaign_id, drop column offer_type, "
+                     "drop column offer_value")
+        # A's episode lost since 2024-08-29 (test_lost_episodes_follow_the_contract), called in a campaign.
+        conn.execute("insert into raw.contacts (contact_id, client_id, manager_id, contact_at, channel, outcome, "
+                     "campaign_id, offer_type, offer_value, _source_object, _load_id) values ('K9', 'A', 'M1', "
+                     "'2024-09-10 10:00+00', 'call', 'reached', 'W1', ' Gift ', 25, 'test', 1)")
+    run_dbt(["run", "--select", "+int_campaign_episodes"], warehouse_dsn, as_of=AS_OF)
+    assert query(warehouse_dsn, "select contact_id, campaign_id, offer_type, offer_value from "
+                                "staging.stg_crm__contacts where campaign_id is not null or contact_id = 'K1' "
+                                "order by 1") == [("K1", None, None, None), ("K9", "W1", "gift", Decimal(25))]
+    assert query(warehouse_dsn, "select campaign_id, client_id, offer_type, offer_value from "
+                                "intermediate.int_campaign_episodes") == [("W1", "A", "gift", Decimal(25))]
