@@ -200,6 +200,11 @@ def _days(var: str) -> int:
     return int(get_settings().dbt_vars()[var])
 
 
+def _longest_days(var: str) -> int:
+    """The longest of a list of windows of the metric contract, in days (as _days)."""
+    return max(int(days) for days in get_settings().dbt_vars()[var])
+
+
 def _summary(data: ReportData) -> list[str]:
     k = data.kpi
     sentences = []
@@ -360,7 +365,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "promoters_top": data.promoters_top,
         "uplift_by_offer": data.uplift_by_offer, "uplift_by_offer_segment": data.uplift_by_offer_segment,
         "campaigns": data.campaigns, "campaign_summary": data.campaign_summary,
-        "campaign_window_days": max(get_settings().dbt_vars()["campaign_return_windows_days"]),
+        "campaign_window_days": _longest_days("campaign_return_windows_days"),
         "min_segment_compared": MIN_SEGMENT_COMPARED,
         "not_converted": data.not_converted, "not_converted_summary": data.not_converted_summary,
         "at_risk_top": data.at_risk_top, "at_risk_summary": data.at_risk_summary, "backtest": data.backtest,
