@@ -22,18 +22,7 @@ history as (
 
 segment_before_loss as (
 
-    select distinct on (open_episodes.client_id)
-        open_episodes.client_id,
-        segments.quarter_end as segment_quarter_end,
-        segments.abc_class,
-        segments.xyz_class,
-        segments.abc_xyz_class
-    from open_episodes
-    inner join {{ ref('fct_client_segments') }} as segments
-        on
-            open_episodes.client_id = segments.client_id
-            and open_episodes.lost_date > segments.quarter_end
-    order by open_episodes.client_id asc, segments.quarter_end desc
+    {{ segment_before_loss('open_episodes', ref('fct_client_segments')) }}
 
 ),
 

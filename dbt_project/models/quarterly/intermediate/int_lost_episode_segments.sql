@@ -19,16 +19,7 @@ with episodes as (
 
 segment_before_loss as (
 
-    select distinct on (episodes.client_id, episodes.episode_number)
-        episodes.client_id,
-        episodes.episode_number,
-        segments.abc_class
-    from episodes
-    inner join {{ ref('fct_client_segments') }} as segments
-        on
-            episodes.client_id = segments.client_id
-            and episodes.lost_date > segments.quarter_end
-    order by episodes.client_id asc, episodes.episode_number asc, segments.quarter_end desc
+    {{ segment_before_loss('episodes', ref('fct_client_segments')) }}
 
 )
 
