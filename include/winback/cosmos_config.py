@@ -12,12 +12,16 @@ dbt's own threads, in-process (``InvocationMode.DBT_RUNNER``: one parse per run,
 model), and publishes each node's result as it finishes. Every model keeps its Airflow task
 (``dbt.<model>.run``) and its tests theirs (``dbt.<model>.test``): those are sensors that
 take their state from the producer's results, so the UI shows per-model status while the
-run costs what one ``dbt build`` costs. A model that failed fails its task; that task's
-retry runs ``dbt run --select <model>`` alone (and a test task's retry ``dbt test --select
-<model>``), so a retry redoes only what failed and what had not run below it, never the
-models that succeeded. The producer itself never builds twice: a retried producer restores
-its first attempt's results and is *skipped* (``dbt.dbt_producer_watcher_done`` absorbs the
-skip), see :func:`watch_after_build`.
+run costs what one ``dbt build`` costs. Under a scheduler they start in the triggerer, all
+at once after the build, and end there unless their node failed (:mod:`winback.dbt_watch`):
+no worker process per model. A model that failed fails its task; that task's retry runs
+``dbt run --select <model>`` alone (and a test task's retry ``dbt test --select <model>``)
+once the tasks of its dbt parents have succeeded, so a retry redoes only what failed and
+what had not run below it, in the graph's order, never the models that succeeded. The
+producer itself never builds twice: a retried producer restores its first attempt's results
+and is *skipped* (``dbt.dbt_producer_watcher_done`` absorbs the skip), see
+:func:`watch_after_build`. Every dbt task runs in the pool ``winback_dbt`` (one slot,
+:data:`winback.dag_policy.DBT_POOL`): the marts and the quarterly DAG never build at once.
 """
 
 from __future__ import annotations
@@ -115,29 +119,41 @@ def dbt_build_group(settings: Settings, select: list[str]) -> DbtTaskGroup:
 
 
 def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:
-    """Start the group's model and test tasks once the producer's ``dbt build`` is over.
+    """Start the group's model and test tasks once the producer's ``dbt build`` is over, all
+    at once, each from the triggerer (:mod:`winback.dbt_watch`).
 
-    Cosmos leaves them unordered with the producer, to poll (deferred) while it runs. Under
-    ``dag.test()`` (how ``winback run`` and the tests run DAGs: one process, one task at a
-    time, in no set order) a sensor that happens to start first would wait for ever for a
-    producer that cannot start. After the producer, each sensor finds its node's result on
-    its first look and finishes at once, without a triggerer; under a scheduler they turn
-    green (or red) together as the build ends rather than one by one during it. They start
-    when the producer succeeded or was skipped (its retry), not when it failed.
+    Cosmos leaves them unordered with the producer, to poll (deferred) while it runs, and
+    chains them along the dbt graph. Here each depends on the producer alone:
+
+    * under ``dag.test()`` (how ``winback run`` and the tests run DAGs: one process, one
+      task at a time, in no set order) a sensor that happened to start first would wait for
+      ever for a producer that cannot start;
+    * after the producer every result is known, so the graph's edges only made each task
+      wait a scheduling round per dbt level. They are kept as each task's ``waits_for``,
+      which orders the retries (:func:`winback.dbt_watch.upstream_verdict`).
+
+    They start when the producer succeeded or was skipped (its retry), not when it failed.
     Call before wiring the group to other tasks.
     """
     from airflow.sdk import TriggerRule
+
+    from winback import dbt_watch
 
     prefix = f"{group.group_id}." if group.group_id else ""
     producer = group.dag.get_task(f"{prefix}{PRODUCER_WATCHER_TASK_ID}")
     producer._make_parse_callable = _results_only(producer._make_parse_callable)
     done = f"{prefix}{PRODUCER_WATCHER_DONE_TASK_ID}"
     inside = {task.task_id for task in group.iter_tasks()}
-    for task in group.iter_tasks():
-        if task.task_id in (producer.task_id, done) or task.upstream_task_ids & inside:
+    for task in list(group.iter_tasks()):
+        if task.task_id in (producer.task_id, done):
             continue
+        waits_for = sorted(task.upstream_task_ids & inside - {producer.task_id})
+        for parent in waits_for:
+            task.upstream_task_ids.discard(parent)
+            group.dag.get_task(parent).downstream_task_ids.discard(task.task_id)
         producer >> task
         task.trigger_rule = TriggerRule.NONE_FAILED
+        dbt_watch.start_from_trigger(task, waits_for)
     return group
 
 

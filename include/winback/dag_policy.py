@@ -98,12 +98,22 @@ def reporting_asset():
 
 
 # ----------------------------------------------------------------------------- dbt tasks
+# The Airflow pool every dbt task runs in, one slot: the marts DAG (after a nightly extract)
+# and the quarterly DAG (on its publication day) build the same models, and two builds at
+# once fail ("relation ... already exists"). The later one waits. A deployment creates it
+# (winback.deployment, docker/docker-compose.yaml's airflow-init).
+DBT_POOL = "winback_dbt"
+DBT_POOL_DESCRIPTION = "winback: one dbt build at a time (the marts and quarterly DAGs build the same models)"
+
+
 def dbt_operator_args(settings: Settings) -> dict[str, Any]:
     """Cosmos operator arguments of a dbt task: the user's metric overrides as dbt vars, and
     the run's as-of date (templated) in the environment, not as a var: the vars stay the same
-    from night to night, so each task's dbt keeps its partial parse (macros/as_of_date.sql)."""
+    from night to night, so each task's dbt keeps its partial parse (macros/as_of_date.sql);
+    the :data:`DBT_POOL`. (A model or test task that starts in the triggerer takes no slot:
+    only a retry that runs dbt waits for one.)"""
     from winback.dbt import AS_OF_ENV
 
     return {"vars": dict(settings.metric_overrides),
             "env": {AS_OF_ENV: "{{ ti.xcom_pull(task_ids='resolve_as_of') }}"},
-            "install_deps": False}
+            "install_deps": False, "pool": DBT_POOL}

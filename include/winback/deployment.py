@@ -424,6 +424,17 @@ PRIMED_NOTE = ("Not run: the local deployment (make airflow) first started after
                "Scheduling starts with the next one; trigger a run by hand for past dates.")
 
 
+def create_pools() -> None:
+    """The pool the dbt tasks run in (:data:`winback.dag_policy.DBT_POOL`), before any DAG is
+    unpaused: a task naming a pool that does not exist never runs. Runs in a process whose
+    ``AIRFLOW_HOME`` is the deployment's."""
+    from airflow.models.pool import Pool
+
+    from winback.dag_policy import DBT_POOL, DBT_POOL_DESCRIPTION
+
+    Pool.create_or_update_pool(DBT_POOL, slots=1, description=DBT_POOL_DESCRIPTION, include_deferred=False)
+
+
 def prime_schedules(dag_ids: list[str]) -> list[str]:
     """Unpause the project's newly registered DAGs so that their next scheduled run is the
     next one in the future; return the DAGs primed.
@@ -533,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         dag_ids = project_dag_ids(settings)
         wait_registered(args.port, dag_ids, args.health_timeout, deployment)
         primed = subprocess.run(
-            [sys.executable, "-c", "import json, sys; from winback.deployment import prime_schedules; "
-             "print(json.dumps(prime_schedules(sys.argv[1:])))", *dag_ids],
+            [sys.executable, "-c", "import json, sys; from winback.deployment import create_pools, prime_schedules; "
+             "create_pools(); print(json.dumps(prime_schedules(sys.argv[1:])))", *dag_ids],
             env=deployment.env, capture_output=True, text=True)
         if primed.returncode != 0:
             raise RuntimeError(f"unpausing the DAGs failed:\n{primed.stderr[-3000:]}")

@@ -93,10 +93,25 @@ def test_dbt_tasks_get_the_as_of_date_in_the_environment_not_as_a_var(dagbag):
             assert "as_of_date" not in (task.vars or {}), f"{dag_id}.{task.task_id}: {task.vars}"
 
 
+def _waited_for(tasks: dict, task_id: str) -> set[str]:
+    """The dbt group's tasks a model or test task waits for before it may run dbt itself
+    (its retry), transitively: the edges of the dbt graph (winback.dbt_watch)."""
+    found: set[str] = set()
+    todo = [task_id]
+    while todo:
+        args = tasks[todo.pop()].start_trigger_args
+        for parent in (args.trigger_kwargs or {}).get("waits_for", []) if args else []:
+            if parent not in found:
+                found.add(parent)
+                todo.append(parent)
+    return found
+
+
 @pytest.mark.parametrize("dag_id", ["winback_marts", "winback_quarterly_kpis"])
 def test_dags_that_rebuild_the_marts_rebuild_the_bi_views_after_them(dagbag, dag_id):
     # A dbt rebuild of a mart drops the BI views on it (CASCADE): every DAG that builds the
-    # marts builds the views (dbt models, tag reporting) too, each after the marts it reads.
+    # marts builds the views (dbt models, tag reporting) too, each after the marts it reads
+    # (in the producer's dbt build, and on a retry: its task waits for theirs).
     import json
 
     from winback.config import get_settings
@@ -120,7 +135,7 @@ def test_dags_that_rebuild_the_marts_rebuild_the_bi_views_after_them(dagbag, dag
         assert node["config"]["materialized"] == "view" and node["schema"] == "reporting", view
         run = run_task(model)
         assert run is not None, f"{dag_id} does not build {view}"
-        upstream = {t.task_id for t in run.get_flat_relatives(upstream=True)}
+        upstream = _waited_for(tasks, run.task_id)
         parents = [parent.split(".")[-1] for parent in node["depends_on"]["nodes"]]
         assert parents, view
         for parent in parents:
@@ -153,10 +168,18 @@ def test_dbt_runs_as_one_build_with_a_task_per_model_and_per_models_tests(dagbag
     assert {t.task_id for t in models} == expected
     assert len(tests) >= 30
     assert {t.task_id for t in models} >= {"dbt.stg_erp__sales_lines.run", "dbt.dim_clients.run"}
-    downstream = {t.task_id for t in producer.get_flat_relatives(upstream=False)}
-    assert {t.task_id for t in models + tests} <= downstream
+    # Each starts in the triggerer right after the producer (one level, not one per dbt
+    # level), and waits for its dbt parents' tasks only on a retry (winback.dbt_watch).
+    tasks = {t.task_id: t for t in dag.tasks}
     for sensor in models + tests:
-        inside = sensor.upstream_task_ids & {t.task_id for t in group}
-        assert inside, sensor.task_id
-        if inside == {producer.task_id}:
-            assert sensor.trigger_rule == "none_failed", sensor.task_id
+        assert sensor.upstream_task_ids == {producer.task_id}, sensor.task_id
+        assert sensor.trigger_rule == "none_failed", sensor.task_id
+        assert sensor.start_from_trigger, sensor.task_id
+        assert sensor.start_trigger_args.trigger_cls == "winback.dbt_watch.NodeResultTrigger"
+        assert set(sensor.start_trigger_args.trigger_kwargs["waits_for"]) <= set(tasks), sensor.task_id
+    # The waits follow the manifest: a model's task waits for its parents' (their tests' when
+    # they have tests) and a model's tests for the model.
+    waits = {t.task_id: set(t.start_trigger_args.trigger_kwargs["waits_for"]) for t in models + tests}
+    assert waits["dbt.dim_clients.test"] == {"dbt.dim_clients.run"}
+    dim_parents = {p.split(".")[-1] for p in manifest["nodes"]["model.winback.dim_clients"]["depends_on"]["nodes"]}
+    assert {w.split(".")[1] for w in waits["dbt.dim_clients.run"]} == dim_parents
