@@ -104,13 +104,42 @@ def _run_figures(api: Api, run: dict) -> dict[str, Any]:
             "failed": [t["task_id"] for t in tasks if t["state"] in ("failed", "upstream_failed")]}
 
 
-def _dbt_build(select: list[str], warehouse: str, target: Path, full_refresh: bool = False) -> dict[str, Any]:
+def _dbt_build(select: list[str], warehouse: str, target: Path, full_refresh: bool = False,
+               as_of: dt.date = AS_OF) -> dict[str, Any]:
     from bench.dbt_runs import dbt
 
     run = dbt(["build", "--select", *select, *(["--full-refresh"] if full_refresh else [])], warehouse,
-              AS_OF.isoformat(), target)
+              as_of.isoformat(), target)
     return {"select": select, "seconds": round(run["wall"], 2), "error": run["error"],
             "nodes": len(run["nodes"])}
+
+
+def _advance(lines: int, source: str, landing: Path, day: dt.date, workdir: Path, tag: str) -> None:
+    """The sales system and the CRM exports move on to ``day`` (the generator's next day)."""
+    from bench.common import run_worker
+
+    run_worker("gen-advance", ["--lines", str(lines), "--source", source, "--landing", str(landing),
+                               "--day", day.isoformat()], env={}, workdir=workdir / "logs", tag=tag)
+
+
+def _plain_night(lines: int, settings: Any, source: str, landing: Path, day: dt.date, dsn: str, workdir: Path,
+                 size: str) -> dict[str, Any]:
+    """The baseline of a night: the next day extracted entity by entity and gated in this
+    process (what the nightly DAG's tasks call), then ``dbt build`` of the marts selection."""
+    from winback.cosmos_config import MARTS_SELECT
+    from winback.extract import extract_entity
+    from winback.quality import run_gate
+    from winback.tasks.extract import EXTRACT_ORDER
+
+    _advance(lines, source, landing, day, workdir, f"{size}-plain-night")
+    started = time.perf_counter()
+    for entity in EXTRACT_ORDER:
+        extract_entity(entity, as_of=day, settings=settings, dag_run_id="bench")
+    run_gate(dsn, "raw", day, run_id=f"bench-scheduler-{size}")
+    extracted = time.perf_counter() - started
+    build = _dbt_build(MARTS_SELECT, dsn, workdir / f"dbt-{size}-marts", as_of=day)
+    return {"marts_night": build, "night_chain": {"seconds": round(extracted + build["seconds"], 2),
+                                                  "extract_and_gate_seconds": round(extracted, 2)}}
 
 
 def measure(size: str, lines: int, executor: str, workdir: Path) -> dict[str, Any]:
@@ -126,7 +155,7 @@ def measure(size: str, lines: int, executor: str, workdir: Path) -> dict[str, An
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("AIRFLOW", "WINBACK_", "DBT_", "SCARF", "DO_NOT_TRACK", "GX_"))}
     env.update({"WINBACK_HOME": str(home), "WINBACK_PROJECT_DIR": str(ROOT), "WINBACK_TIMEZONE": "UTC",
-                "WINBACK_AS_OF_DATE": AS_OF.isoformat(), "WINBACK_PUBLISH_APPROVAL": "off",
+                "WINBACK_PUBLISH_APPROVAL": "off",
                 "PYTHONUNBUFFERED": "1"})
     log(f"{size}: starting the local deployment ({executor}) on port {port}")
     started = time.monotonic()
@@ -164,48 +193,62 @@ def measure(size: str, lines: int, executor: str, workdir: Path) -> dict[str, An
             quarterly_run = _wait("the quarterly DAG",
                                   lambda: _finished(api, "winback_quarterly_kpis", quarterly["dag_run_id"]),
                                   deployment)
-            # A second marts run on the built warehouse, as every night after the first: its
-            # incremental models find nothing new to do.
-            log(f"{size}: winback_marts again (incremental)")
-            again = api.call("/dags/winback_marts/dagRuns", {"logical_date": None, "conf": {"as_of": AS_OF.isoformat()}})
-            marts_again = _wait("winback_marts again", lambda: _finished(api, "winback_marts", again["dag_run_id"]),
-                                deployment)
+            # A night: the sales system advances one day, the nightly extract loads it and its
+            # raw Assets start the marts DAG, whose incremental models do that day's work.
+            night = AS_OF + dt.timedelta(days=1)
+            log(f"{size}: a night: the sales system advances to {night}; nightly extract -> marts")
+            _advance(lines, connections["sales_source"], home / "landing", night, workdir, f"{size}-night")
+            known = {r["dag_run_id"] for r in api.runs("winback_marts")}
+            nightly = api.call("/dags/winback_nightly_extract/dagRuns", {
+                "logical_date": logical_date_for(night, get_settings(timezone="UTC")).isoformat(), "conf": {}})
+            night_extract = _wait("the night's extract",
+                                  lambda: _finished(api, "winback_nightly_extract", nightly["dag_run_id"]), deployment)
+            marts_night = _wait("the night's winback_marts", lambda: next(
+                (r for r in api.runs("winback_marts") if r["dag_run_id"] not in known
+                 and r["state"] in ("success", "failed")), None), deployment)
             # A past slot the scheduler ran at start-up would have overlapped the measured runs.
             past_slots = {dag_id: [r["dag_run_id"] for r in api.runs(dag_id) if r["run_type"] == "scheduled"
                                    and api.task_instances(dag_id, r["dag_run_id"])] for dag_id in dag_ids}
             runs = {name: _run_figures(api, run) for name, run in
                     (("extract", extract_run), ("marts", marts_run), ("quarterly", quarterly_run),
-                     ("marts_again", marts_again))}
+                     ("night_extract", night_extract), ("marts_night", marts_night))}
+            runs["night_chain"] = {"seconds": _seconds(night_extract["start_date"], marts_night["end_date"])}
         finally:
             deployment.send_signal(signal.SIGINT)
             try:
                 deployment.wait(120)
             except subprocess.TimeoutExpired:
                 deployment.kill()
-    # The baseline on the same warehouse (the deployment's embedded server, started again
-    # by this process): dbt build of each DAG's selection for the same as-of date.
+    # The baselines on the same warehouse (the deployment's embedded server, started again
+    # by this process), once the deployment has stopped.
     log(f"{size}: dbt build of the same selections (baseline)")
     from winback import warehouse
 
     settings = get_settings(home=home, warehouse_url=None, source_url=None)
     dsn = warehouse.warehouse_dsn(settings)
-    # Like for like: the quarterly run and the second marts run against dbt build on the built
-    # warehouse; the first marts run (every model built from nothing) against a full refresh.
-    baseline = {"marts_again": _dbt_build(MARTS_SELECT, dsn, workdir / f"dbt-{size}-marts"),
-                "quarterly": _dbt_build(QUARTERLY_SELECT, dsn, workdir / f"dbt-{size}-quarterly"),
-                "marts": _dbt_build(MARTS_SELECT, dsn, workdir / f"dbt-{size}-marts-full", full_refresh=True)}
+    # Like for like: the quarterly run against dbt build on the built warehouse; the night
+    # against the next night's extract (no Airflow) and dbt build; the first marts run (every
+    # model built from nothing) against a full refresh.
+    # (Each for the warehouse's latest day: the night's DAG runs have moved it on.)
+    baseline = {"quarterly": _dbt_build(QUARTERLY_SELECT, dsn, workdir / f"dbt-{size}-quarterly", as_of=night)}
+    last = night + dt.timedelta(days=1)
+    baseline.update(_plain_night(lines, settings, connections["sales_source"], home / "landing", last, dsn,
+                                 workdir, size))
+    baseline["marts"] = _dbt_build(MARTS_SELECT, dsn, workdir / f"dbt-{size}-marts-full", full_refresh=True,
+                                   as_of=last)
     warehouse.stop_embedded(settings)
     return {"size": size, "lines": summary.sales_lines, "executor": executor, "ready_s": round(ready, 1),
             "past_slot_runs": past_slots,
             "runs": runs, "dbt_build": baseline,
             "ratios": {name: (runs[name]["seconds"] / baseline[name]["seconds"]
                               if runs[name]["seconds"] and baseline[name]["seconds"] else None)
-                       for name in ("marts", "quarterly", "marts_again")}}
+                       for name in ("marts", "quarterly", "marts_night", "night_chain")}}
 
 
 RUN_LABELS = {"marts": "winback_marts, first run (baseline: dbt build --full-refresh)",
-              "marts_again": "winback_marts, a night on a built warehouse (baseline: dbt build)",
-              "quarterly": "winback_quarterly_kpis (baseline: dbt build)"}
+              "quarterly": "winback_quarterly_kpis (baseline: dbt build)",
+              "marts_night": "winback_marts, a night (baseline: dbt build after a day's extract)",
+              "night_chain": "a night: extract DAG start to marts DAG end (baseline: extract, raw gate, dbt build)"}
 
 
 def render(results: list[dict[str, Any]]) -> str:
@@ -215,9 +258,9 @@ def render(results: list[dict[str, Any]]) -> str:
         for name, label in RUN_LABELS.items():
             run, base, ratio = result["runs"][name], result["dbt_build"][name], result["ratios"][name]
             seconds = f"{run['seconds']:.1f}" if run["seconds"] else "?"
-            lines.append(f"| {result['size']} | {result['lines']:,} | {label} | {run['state']} | {seconds} | "
+            lines.append(f"| {result['size']} | {result['lines']:,} | {label} | {run.get('state', '')} | {seconds} | "
                          f"{base['seconds']:.1f} | {f'{ratio:.2f}x' if ratio else '?'} | "
-                         f"{run['task_seconds_sum']:.1f} |")
+                         f"{run.get('task_seconds_sum', '')} |")
         extract = result["runs"]["extract"]
         lines.append(f"| {result['size']} | {result['lines']:,} | winback_nightly_extract | {extract['state']} | "
                      f"{extract['seconds']:.1f} | | | {extract['task_seconds_sum']:.1f} |")

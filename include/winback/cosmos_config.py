@@ -142,6 +142,7 @@ def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:
     prefix = f"{group.group_id}." if group.group_id else ""
     producer = group.dag.get_task(f"{prefix}{PRODUCER_WATCHER_TASK_ID}")
     producer._make_parse_callable = _results_only(producer._make_parse_callable)
+    producer._post_execute_hook = dbt_watch.publish_results
     done = f"{prefix}{PRODUCER_WATCHER_DONE_TASK_ID}"
     inside = {task.task_id for task in group.iter_tasks()}
     for task in list(group.iter_tasks()):

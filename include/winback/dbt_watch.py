@@ -44,6 +44,49 @@ POLL_SECONDS = 1.0
 
 _DONE = frozenset({"success", "skipped"})
 _FAILED = frozenset({"failed", "upstream_failed", "removed"})
+# The producer's XCom holding every node's result at once (publish_results), and the
+# suffixes of Cosmos' per-node keys it copies: status, aggregated test status, dbt event.
+RESULTS_XCOM_KEY = "winback_node_results"
+_RESULT_KEY_SUFFIXES = ("_status", "_tests_status", "_dbt_event")
+# The results of the latest runs, per process (the triggerer's, or dag.test()'s): read once
+# per run rather than once per task.
+_CACHED_RUNS = 20
+_results_by_run: dict[tuple[str, str, str], Any] = {}  # on a worker (dag.test()): the values
+_reads_by_run: dict[tuple[str, str, str], Any] = {}  # in the triggerer: the reads (futures)
+
+
+def publish_results(context: Any, result: Any = None) -> None:
+    """The producer's ``post_execute`` hook: every node's result in one XCom.
+
+    Cosmos' producer publishes a node's status, its model's aggregated test status and its
+    dbt event under keys of their own, and keeps them in memory as it goes (its retry
+    backup). Reading them one by one cost every model and test task two or more calls
+    through the API server, serialized in the triggerer: 17 s for the ~100 tasks of the
+    marts DAG at size S. One XCom is one call per run. Only after a build that succeeded
+    (a failed build raises before this hook): then the tasks read the per-node keys."""
+    ti = context["ti"]
+    buffer = getattr(ti, "_cosmos_xcom_backup_buffer", None) or {}
+    ti.xcom_push(key=RESULTS_XCOM_KEY,
+                 value={key: value for key, value in buffer.items() if key.endswith(_RESULT_KEY_SUFFIXES)})
+
+
+def node_outcome(results: Mapping[str, Any], node: str, tests: bool) -> tuple[str | None, Any]:
+    """The status of ``node`` (a model, or a model's tests with ``tests``) and its dbt event in
+    :func:`publish_results`' XCom."""
+    from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
+    from cosmos.operators._watcher.state import get_status_xcom_key
+
+    if tests:
+        status = results.get(get_tests_status_xcom_key(node))
+    else:
+        status = (results.get(get_status_xcom_key(node)) or {}).get("status")
+    return status, results.get(get_dbt_event_xcom_key(node))
+
+
+def _remember(cache: dict[tuple[str, str, str], Any], key: tuple[str, str, str], value: Any) -> None:
+    cache[key] = value
+    while len(cache) > _CACHED_RUNS:
+        cache.pop(next(iter(cache)))
 
 
 def upstream_verdict(states: Mapping[str, str | None], waits_for: Iterable[str]) -> str:
@@ -127,6 +170,12 @@ class NodeResultTrigger(WatcherTrigger):
             is_dbt_node_status_success,
         )
 
+        results = await self._published_results()
+        if results is not None:
+            status, event = node_outcome(results, self.model_unique_id, self.is_test_sensor)
+            if status is None or is_dbt_node_status_success(status):
+                _log_dbt_event(event)
+                return EventStatus.SUCCESS  # (None: a node the build did not run, as Cosmos)
         while True:
             if self.is_test_sensor:
                 status = await self.get_xcom_val(get_tests_status_xcom_key(self.model_unique_id))
@@ -148,6 +197,19 @@ class NodeResultTrigger(WatcherTrigger):
                 self.log.info("the build did not run %s (an ephemeral or empty model)", self.model_unique_id)
                 return EventStatus.SUCCESS
             await asyncio.sleep(self.poke_interval)
+
+    async def _published_results(self) -> Any:
+        """:func:`publish_results`' XCom, read once per run by all the triggers of this process
+        (they await the same read); ``None`` when the build did not publish it (failed)."""
+        key = (self.dag_id, self.run_id, self.producer_task_id)
+        read = _reads_by_run.get(key)
+        if read is None:
+            read = asyncio.ensure_future(self.get_xcom_val(RESULTS_XCOM_KEY))
+            _remember(_reads_by_run, key, read)
+        results = await read
+        if results is None:
+            _reads_by_run.pop(key, None)
+        return results
 
     async def _wait_for_parents(self) -> str:
         while True:
@@ -179,9 +241,60 @@ def wait_for_parents(context: Any) -> None:
         raise AirflowRescheduleException(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=RETRY_WAIT_SECONDS))
 
 
+# The hook as the tasks name it: the serialized DAG stores a hook's source with every task.
+def _wait_for_parents(context):
+    return wait_for_parents(context)
+
+
+def poke_once_built(context: Any) -> bool:
+    """A model or test task's ``poke`` on a worker, first try: the node's result in one or two
+    XCom reads (Cosmos' own ``poke`` makes five or more), the way :meth:`NodeResultTrigger.
+    _first_try` reads it. This is how every such task runs under ``dag.test()``
+    (``winback run``, ``winback demo``, the tests), where each read is an API call in the
+    same process. A retry, or a result not there yet, takes Cosmos' ``poke``. (An attribute
+    that reads the task from the context, not a bound method: the task runner executes a
+    rendered copy of the task.)"""
+    from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+    from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
+    from cosmos.operators._watcher.state import (
+        get_status_xcom_key,
+        is_dbt_node_status_failed,
+        is_dbt_node_status_skipped,
+        is_dbt_node_status_success,
+    )
+
+    ti, task = context["ti"], context["task"]
+    node = task.model_unique_id
+    if ti.try_number <= 1:
+        key = (ti.dag_id, ti.run_id, task.producer_task_id)
+        results = _results_by_run.get(key)
+        if results is None:
+            results = ti.xcom_pull(task.producer_task_id, key=RESULTS_XCOM_KEY)
+            if results is not None:
+                _remember(_results_by_run, key, results)
+        if results is not None:
+            status, event = node_outcome(results, node, task.is_test_sensor)
+            if status is None or is_dbt_node_status_success(status):
+                _log_dbt_event(event)
+                return True
+        if task.is_test_sensor:
+            status = ti.xcom_pull(task.producer_task_id, key=get_tests_status_xcom_key(node))
+        else:
+            status = (ti.xcom_pull(task.producer_task_id, key=get_status_xcom_key(node)) or {}).get("status")
+        if is_dbt_node_status_success(status):
+            _log_dbt_event(ti.xcom_pull(task.producer_task_id, key=get_dbt_event_xcom_key(node)))
+            return True
+        if is_dbt_node_status_skipped(status):
+            raise AirflowSkipException(f"{node} was skipped by the dbt command.")
+        if is_dbt_node_status_failed(status):
+            raise AirflowException(f"{node} finished with status '{status}'; the producer task's log has dbt's error")
+    return type(task).poke(task, context)
+
+
 def start_from_trigger(sensor: Any, waits_for: list[str]) -> None:
     """Start ``sensor`` (a Cosmos watcher sensor) in the triggerer with :class:`NodeResultTrigger`,
-    and make its retries wait for ``waits_for`` (:func:`wait_for_parents`)."""
+    make its retries wait for ``waits_for`` (:func:`wait_for_parents`), and its first look on a
+    worker cheap (:func:`poke_once_built`)."""
     from airflow.triggers.base import StartTriggerArgs
 
     sensor.start_from_trigger = True
@@ -190,4 +303,5 @@ def start_from_trigger(sensor: Any, waits_for: list[str]) -> None:
         trigger_kwargs={"model_unique_id": sensor.model_unique_id, "producer_task_id": sensor.producer_task_id,
                         "waits_for": waits_for, "is_test_sensor": bool(sensor.is_test_sensor)},
         next_method="execute_complete", next_kwargs=None, timeout=None)
-    sensor._pre_execute_hook = wait_for_parents
+    sensor._pre_execute_hook = _wait_for_parents
+    sensor.poke = poke_once_built
