@@ -143,6 +143,16 @@ def test_nightly_marts_and_quarterly_under_a_real_scheduler(executor, tmp_path):
         marts = _wait("the Assets to trigger winback_marts", lambda: _finished(api, "winback_marts"),
                       deadline, deployment)
         assert marts["run_type"] == "asset_triggered"
+        assert marts["state"] == "success", marts
+        # Its model and test tasks read the build's results in the triggerer and ended there
+        # (winback.dbt_watch): each first attempt has the triggerer's log.
+        sensors = [t for t in api.task_instances("winback_marts", marts["dag_run_id"])
+                   if t["task_id"].startswith("dbt.") and t["task_id"].endswith((".run", ".test"))]
+        assert len(sensors) >= 40 and all(t["state"] == "success" for t in sensors), sensors
+        run_logs = airflow_home / "logs" / "dag_id=winback_marts" / f"run_id={marts['dag_run_id']}"
+        for task in sensors:
+            logs = {p.name for p in (run_logs / f"task_id={task['task_id']}").glob("attempt=1.log*")}
+            assert any(".trigger." in name for name in logs), (task["task_id"], logs)
 
         quarterly = api.call("/dags/winback_quarterly_kpis/dagRuns", {
             "logical_date": None, "conf": {"quarter": QUARTER.isoformat(), "reason": "real scheduler test"}})

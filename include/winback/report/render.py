@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from winback.report import charts
 from winback.report.data import (
     ABC_CLASSES,
     ABC_XYZ_CLASSES,
+    MANAGERS_SHOWN,
     MIN_SEGMENT_COMPARED,
     BiViewsMissing,
     ReportData,
@@ -326,6 +328,42 @@ def _gate_status(data: ReportData) -> dict[str, Any]:
     return {"verdict": verdict, "label": label, "note": None}
 
 
+def managers_shown(rows: list[dict[str, Any]], most_relevant: Callable[[dict[str, Any]], Any] | None = None,
+                   always: Callable[[dict[str, Any]], bool] = lambda row: False) -> tuple[list[dict[str, Any]], int]:
+    """A per-manager table as the report prints it, and how many managers it leaves out.
+
+    Up to :data:`MANAGERS_SHOWN` managers, in the table's own order; beyond that the first
+    ones by ``most_relevant`` (default: the table's order, which puts the managers to look
+    at first), and the rows ``always`` keeps (the company row) besides."""
+    kept = [row for row in rows if always(row)]
+    managers = [row for row in rows if not always(row)]
+    if len(managers) <= MANAGERS_SHOWN:
+        return rows, 0
+    chosen = sorted(managers, key=most_relevant)[:MANAGERS_SHOWN] if most_relevant else managers[:MANAGERS_SHOWN]
+    picked = {id(row) for row in chosen}
+    return kept + [row for row in managers if id(row) in picked], len(managers) - MANAGERS_SHOWN
+
+
+def _manager_tables(data: ReportData) -> dict[str, Any]:
+    """The per-manager tables, capped (:func:`managers_shown`), each with ``<name>_more``."""
+    tables = {
+        # the largest books of clients; the most won back; the lowest recording rate and
+        # contact coverage (the queries' order); the most answers; the most lost clients
+        "manager_moves": managers_shown(data.manager_moves, lambda row: -(row["clients"] or 0)),
+        "winback_by_manager": managers_shown(data.winback_by_manager),
+        "reason_recording": managers_shown(data.reason_recording),
+        "contact_coverage": managers_shown(data.contact_coverage),
+        "nps": managers_shown(data.nps, lambda row: -(row["responses"] or 0),
+                              always=lambda row: row["dimension"] != "manager"),
+        "breakdown_manager": managers_shown(data.breakdown.get("manager", []),
+                                            lambda row: -(row.get("lost_clients") or 0)),
+    }
+    context: dict[str, Any] = {}
+    for name, (rows, more) in tables.items():
+        context[name], context[f"{name}_more"] = rows, more
+    return context
+
+
 def build_context(data: ReportData) -> dict[str, Any]:
     check_definition(data.definition)
     label = quarter_label(data.quarter_start)
@@ -352,14 +390,12 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "summary": _summary(data), "kpi": data.kpi, "history": shown, "unpublished_in_trend": gaps,
         "charts": {**_trend_charts(data), "cohorts": _cohort_chart(data), **_heatmaps(data)},
         "cohorts": data.cohorts, "migration_summary": _migration_summary(data),
-        "manager_moves": data.manager_moves, "lost_top": data.lost_top, "lost_total": data.lost_total,
-        "winback_by_manager": data.winback_by_manager, "winback_by_channel": data.winback_by_channel,
-        "breakdown_manager": data.breakdown.get("manager", []),
+        **_manager_tables(data), "lost_top": data.lost_top, "lost_total": data.lost_total,
+        "winback_by_channel": data.winback_by_channel,
         "breakdown_loss_reason": [r for r in lost_reason if r["lost_clients"] or r["returned_clients"]],
         "breakdown_sales_channel": data.breakdown.get("sales_channel", []),
         "breakdown_region": data.breakdown.get("region", []), "breakdown_industry": data.breakdown.get("industry", []),
         "work_list_top": data.work_list_top, "work_list_total": data.work_list_total,
-        "reason_recording": data.reason_recording, "contact_coverage": data.contact_coverage,
         "coverage_window_days": _days("contact_coverage_window_days"),
         "deviations_top": data.deviations_top, "deviations_summary": data.deviations_summary,
         "promoters_top": data.promoters_top,
@@ -369,7 +405,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "min_segment_compared": MIN_SEGMENT_COMPARED,
         "not_converted": data.not_converted, "not_converted_summary": data.not_converted_summary,
         "at_risk_top": data.at_risk_top, "at_risk_summary": data.at_risk_summary, "backtest": data.backtest,
-        "nps": data.nps, "backtest_horizon_days": _days("at_risk_backtest_horizon_days"),
+        "backtest_horizon_days": _days("at_risk_backtest_horizon_days"),
         "publication": data.publication, "versions": data.versions, "gate": data.gate,
         "gate_status": _gate_status(data), "details_as_of": data.details_as_of, "details_note": details_note,
         "published_at": _utc(data.publication["published_at"]),
