@@ -170,7 +170,7 @@ def test_the_report_shows_what_is_defined(definition):
 
 # Keys render.py reads from rows that are not KPI rows (cohorts, segments, the gate run),
 # or that are the KPI rows' keys, and its Jinja filters / globals.
-OTHER_ROW_KEYS = {"quarter_start", "cohort_quarter", "clients", "from_segment", "to_segment", "segmentation",
+OTHER_ROW_KEYS = {"quarter_start", "cohort_quarter", "clients", "dimension", "responses", "from_segment", "to_segment", "segmentation",
                   "success", "waivers", "failed_warning", "created_at", "published_at", "fmt", "raw", "utc", "qlabel",
                   *(f"{kind}_{n}_days" for kind in ("return_rate", "is_final") for n in (90, 180, 365))}
 
