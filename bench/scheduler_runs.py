@@ -8,13 +8,13 @@ user would:
 1. the nightly extract is triggered for the as-of date; the raw Assets trigger
    ``winback_marts``; both runs' wall times (the API's start and end dates) are recorded;
 2. the quarterly DAG is triggered for the last closed quarter;
-3. the marts DAG is triggered again for the same date (a night on a built warehouse: the
-   incremental models find nothing new);
-4. the baselines, in the same run on the same warehouse, with the same as-of date:
-   ``dbt build`` of each DAG's dbt selection (``cosmos_config.MARTS_SELECT`` /
-   ``QUARTERLY_SELECT``) for the quarterly and the second marts run, and ``dbt build
-   --full-refresh`` of the marts selection for the first marts run (which built every model
-   from nothing).
+3. a night: the sales system moves on one day, the nightly extract loads it and its raw
+   Assets start the marts DAG (its incremental models do that day's work);
+4. the baselines, in the same run on the same warehouse, once the deployment has stopped:
+   ``dbt build`` of the quarterly selection (``cosmos_config.QUARTERLY_SELECT``); the next
+   day's extract and raw gate in this process, then ``dbt build`` of the marts selection
+   (``MARTS_SELECT``), for the night; ``dbt build --full-refresh`` of the marts selection for
+   the first marts run (which built every model from nothing).
 
 The ratio DAG run / its baseline is the overhead of the orchestration (issue 19's goal:
 marts <= 1.5x). Task counts (the API lists at most 100) and the sum of task durations show

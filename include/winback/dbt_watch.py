@@ -48,11 +48,10 @@ _FAILED = frozenset({"failed", "upstream_failed", "removed"})
 # suffixes of Cosmos' per-node keys it copies: status, aggregated test status, dbt event.
 RESULTS_XCOM_KEY = "winback_node_results"
 _RESULT_KEY_SUFFIXES = ("_status", "_tests_status", "_dbt_event")
-# The results of the latest runs, per process (the triggerer's, or dag.test()'s): read once
-# per run rather than once per task.
+# The reads of the latest runs' results in the triggerer (futures): one read per run, shared
+# by all its tasks' triggers.
 _CACHED_RUNS = 20
-_results_by_run: dict[tuple[str, str, str], Any] = {}  # on a worker (dag.test()): the values
-_reads_by_run: dict[tuple[str, str, str], Any] = {}  # in the triggerer: the reads (futures)
+_reads_by_run: dict[tuple[str, str, str], Any] = {}
 
 
 def publish_results(context: Any, result: Any = None) -> None:
@@ -246,55 +245,9 @@ def _wait_for_parents(context):
     return wait_for_parents(context)
 
 
-def poke_once_built(context: Any) -> bool:
-    """A model or test task's ``poke`` on a worker, first try: the node's result in one or two
-    XCom reads (Cosmos' own ``poke`` makes five or more), the way :meth:`NodeResultTrigger.
-    _first_try` reads it. This is how every such task runs under ``dag.test()``
-    (``winback run``, ``winback demo``, the tests), where each read is an API call in the
-    same process. A retry, or a result not there yet, takes Cosmos' ``poke``. (An attribute
-    that reads the task from the context, not a bound method: the task runner executes a
-    rendered copy of the task.)"""
-    from airflow.sdk.exceptions import AirflowException, AirflowSkipException
-    from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
-    from cosmos.operators._watcher.state import (
-        get_status_xcom_key,
-        is_dbt_node_status_failed,
-        is_dbt_node_status_skipped,
-        is_dbt_node_status_success,
-    )
-
-    ti, task = context["ti"], context["task"]
-    node = task.model_unique_id
-    if ti.try_number <= 1:
-        key = (ti.dag_id, ti.run_id, task.producer_task_id)
-        results = _results_by_run.get(key)
-        if results is None:
-            results = ti.xcom_pull(task.producer_task_id, key=RESULTS_XCOM_KEY)
-            if results is not None:
-                _remember(_results_by_run, key, results)
-        if results is not None:
-            status, event = node_outcome(results, node, task.is_test_sensor)
-            if status is None or is_dbt_node_status_success(status):
-                _log_dbt_event(event)
-                return True
-        if task.is_test_sensor:
-            status = ti.xcom_pull(task.producer_task_id, key=get_tests_status_xcom_key(node))
-        else:
-            status = (ti.xcom_pull(task.producer_task_id, key=get_status_xcom_key(node)) or {}).get("status")
-        if is_dbt_node_status_success(status):
-            _log_dbt_event(ti.xcom_pull(task.producer_task_id, key=get_dbt_event_xcom_key(node)))
-            return True
-        if is_dbt_node_status_skipped(status):
-            raise AirflowSkipException(f"{node} was skipped by the dbt command.")
-        if is_dbt_node_status_failed(status):
-            raise AirflowException(f"{node} finished with status '{status}'; the producer task's log has dbt's error")
-    return type(task).poke(task, context)
-
-
 def start_from_trigger(sensor: Any, waits_for: list[str]) -> None:
     """Start ``sensor`` (a Cosmos watcher sensor) in the triggerer with :class:`NodeResultTrigger`,
-    make its retries wait for ``waits_for`` (:func:`wait_for_parents`), and its first look on a
-    worker cheap (:func:`poke_once_built`)."""
+    and make its retries wait for ``waits_for`` (:func:`wait_for_parents`)."""
     from airflow.triggers.base import StartTriggerArgs
 
     sensor.start_from_trigger = True
@@ -304,4 +257,3 @@ def start_from_trigger(sensor: Any, waits_for: list[str]) -> None:
                         "waits_for": waits_for, "is_test_sensor": bool(sensor.is_test_sensor)},
         next_method="execute_complete", next_kwargs=None, timeout=None)
     sensor._pre_execute_hook = _wait_for_parents
-    sensor.poke = poke_once_built
