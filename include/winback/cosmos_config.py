@@ -9,14 +9,15 @@ from the Airflow connection ``warehouse`` (``AIRFLOW_CONN_WAREHOUSE``): no secre
 Execution shape: Cosmos' ``ExecutionMode.WATCHER``. One task (the *producer*,
 ``dbt.dbt_producer_watcher``) runs a single ``dbt build`` of the group's selection with
 dbt's own threads, in-process (``InvocationMode.DBT_RUNNER``: one parse per run, not one per
-model), and publishes each node's result as it finishes. Every model keeps its Airflow task
-(``dbt.<model>.run``) and its tests theirs (``dbt.<model>.test``): those are sensors that
-take their state from the producer's results, so the UI shows per-model status while the
-run costs what one ``dbt build`` costs. Under a scheduler they start in the triggerer, all
+model), data tests included, and publishes every node's result when it ends. Every model
+keeps its Airflow task (``dbt.<model>_run``), which stands for the model and every data test
+on it: a sensor that takes its state from the producer's results, so the UI shows per-model
+status while the run costs what one ``dbt build`` costs (one task per model, not one more
+per model's tests: half the tasks, BENCHMARKS.md). Under a scheduler they start in the triggerer, all
 at once after the build, and end there unless their node failed (:mod:`winback.dbt_watch`):
-no worker process per model. A model that failed fails its task; that task's retry runs
-``dbt run --select <model>`` alone (and a test task's retry ``dbt test --select <model>``)
-once the tasks of its dbt parents have succeeded, so a retry redoes only what failed and
+no worker process per model. A model that failed, or a data test on it, fails its task;
+that task's retry runs ``dbt build --select <model>`` alone once the tasks of its dbt
+parents have succeeded, so a retry redoes only what failed and
 what had not run below it, in the graph's order, never the models that succeeded. The
 producer itself never builds twice: a retried producer restores its first attempt's results
 and is *skipped* (``dbt.dbt_producer_watcher_done`` absorbs the skip), see
@@ -37,6 +38,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import (
     PRODUCER_WATCHER_DONE_TASK_ID,
     PRODUCER_WATCHER_TASK_ID,
+    DbtResourceType,
     ExecutionMode,
     InvocationMode,
     LoadMode,
@@ -81,12 +83,12 @@ def profile_config() -> ProfileConfig:
 
 
 def render_config(select: list[str]) -> RenderConfig:
-    # One task per model and one per model's tests, right after it (a failed test stops its
-    # children). A test with several parents (a relationships test) gets its own task, after
-    # all of them. The DAGs publish their own Assets; Cosmos would derive one per model from
-    # OpenLineage URIs, which Airflow 3 rejects for a Unix-socket host.
-    return RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.AFTER_EACH,
-                        should_detach_multiple_parents_tests=True, emit_datasets=False)
+    # One task per model, no task per test: a model's task stands for the model and every
+    # data test on it (watch_after_build), as ``dbt build --select <model>`` does. The DAGs
+    # publish their own Assets; Cosmos would derive one per model from OpenLineage URIs,
+    # which Airflow 3 rejects for a Unix-socket host.
+    return RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.NONE,
+                        emit_datasets=False)
 
 
 def execution_config() -> ExecutionConfig:
@@ -119,8 +121,9 @@ def dbt_build_group(settings: Settings, select: list[str]) -> DbtTaskGroup:
 
 
 def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:
-    """Start the group's model and test tasks once the producer's ``dbt build`` is over, all
-    at once, each from the triggerer (:mod:`winback.dbt_watch`).
+    """Start the group's model tasks once the producer's ``dbt build`` (data tests included)
+    is over, all at once, each from the triggerer, each standing for its model and the data
+    tests on it (:mod:`winback.dbt_watch`).
 
     Cosmos leaves them unordered with the producer, to poll (deferred) while it runs, and
     chains them along the dbt graph. Here each depends on the producer alone:
@@ -143,33 +146,67 @@ def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:
     producer = group.dag.get_task(f"{prefix}{PRODUCER_WATCHER_TASK_ID}")
     producer._make_parse_callable = _results_only(producer._make_parse_callable)
     producer._post_execute_hook = dbt_watch.publish_results
+    # Cosmos keeps the tests out of the producer's build when they have no tasks
+    # (``--resource-type`` flags); here each model's task stands for its tests, so they run.
+    producer.dbt_cmd_flags = _without_resource_types(producer.dbt_cmd_flags)
     done = f"{prefix}{PRODUCER_WATCHER_DONE_TASK_ID}"
     inside = {task.task_id for task in group.iter_tasks()}
-    for task in list(group.iter_tasks()):
-        if task.task_id in (producer.task_id, done):
-            continue
-        waits_for = sorted(task.upstream_task_ids & inside - {producer.task_id})
+    sensors = [task for task in group.iter_tasks() if task.task_id not in (producer.task_id, done)]
+    task_of = {task.model_unique_id: task.task_id for task in sensors}
+    nodes = group.dbt_graph.nodes
+    owners = dbt_watch.test_owners({uid: node.depends_on for uid, node in nodes.items()},
+                                   [uid for uid, node in nodes.items() if node.resource_type == DbtResourceType.TEST], task_of)
+    # The producer aggregates each model's test results over the tests its task stands for
+    # (Cosmos: over every test on it, including those dbt runs after a later model).
+    producer.tests_per_model = {}
+    named: dict[str, list[str]] = {}
+    waits_for_others: dict[str, set[str]] = {}
+    for test, (model, others) in sorted(owners.items()):
+        producer.tests_per_model.setdefault(model, []).append(test)
+        if others:  # a test on models outside each other's lineage: named on the retry
+            named.setdefault(model, []).append(test.split(".")[2])
+            waits_for_others.setdefault(model, set()).update(task_of[p] for p in others)
+    for task in sensors:
+        uid = task.model_unique_id
+        waits_for = sorted(task.upstream_task_ids & inside - {producer.task_id} | waits_for_others.get(uid, set()))
         for parent in waits_for:
             task.upstream_task_ids.discard(parent)
             group.dag.get_task(parent).downstream_task_ids.discard(task.task_id)
         producer >> task
         task.trigger_rule = TriggerRule.NONE_FAILED
-        dbt_watch.start_from_trigger(task, waits_for)
+        dbt_watch.watch_model_and_tests(task, waits_for, tested=uid in producer.tests_per_model,
+                                        named_tests=named.get(uid, []))
     return group
 
 
+def _without_resource_types(flags: list[str]) -> list[str]:
+    """``flags`` without any ``--resource-type <type>`` pair."""
+    kept: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == "--resource-type":
+            skip = True
+        else:
+            kept.append(flag)
+    return kept
+
+
 def _results_only(make_parse_callable: Callable[[], Callable[[str, Any], None]]):
-    """The producer's dbt event handler without the per-node progress events.
+    """The producer's dbt event handler without the per-node progress events, its results
+    held in memory until the build ends (:class:`winback.dbt_watch.HeldResults`).
 
     Cosmos' producer stores an XCom (an Airflow API call, made on dbt's thread, under one
     lock) for every start/compiling/executing/finished event of every node: ~960 calls for
     the marts selection, ~425 without the progress events. Measured at size S under
     ``dag.test()`` (with the incremental XCom backup off): producer 35 s with them, 16 s
-    without, against 13-14 s for ``dbt build`` alone. The sensors only ever read a node's
+    without, against 13-14 s for ``dbt build`` alone. The model tasks only ever read a node's
     final status (and its final event, for their log), so the progress events are dropped
     here before Cosmos sees them; the results, skips, compiled SQL and test aggregation
     are Cosmos' own. (Cosmos 1.15.1: ``DbtProducerWatcherOperator._make_parse_callable``.)
     """
+    from winback import dbt_watch
 
     def make() -> Callable[[str, Any], None]:
         parse = make_parse_callable()
@@ -181,7 +218,7 @@ def _results_only(make_parse_callable: Callable[[], Callable[[str, Any], None]])
                         return
                 except ValueError:
                     pass
-            parse(line, extra_kwargs)
+            parse(line, dbt_watch.holding_results(extra_kwargs))
 
         return handle
 

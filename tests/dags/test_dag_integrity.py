@@ -121,8 +121,7 @@ def test_dags_that_rebuild_the_marts_rebuild_the_bi_views_after_them(dagbag, dag
     tasks = {t.task_id: t for t in dagbag.get_dag(dag_id).tasks}
 
     def run_task(model: str):
-        # Cosmos: dbt.<model>.run for a model with tests (test_behavior after_each), else dbt.<model>_run.
-        return tasks.get(f"dbt.{model}.run") or tasks.get(f"dbt.{model}_run")
+        return tasks.get(f"dbt.{model}_run")
 
     views = bi_views(nightly_only=dag_id == "winback_marts")
     assert sorted(views) == sorted(f"reporting.{n['name']}" for n in manifest["nodes"].values()
@@ -143,43 +142,61 @@ def test_dags_that_rebuild_the_marts_rebuild_the_bi_views_after_them(dagbag, dag
 
 
 @pytest.mark.parametrize("dag_id", ["winback_marts", "winback_quarterly_kpis"])
-def test_dbt_runs_as_one_build_with_a_task_per_model_and_per_models_tests(dagbag, dag_id):
-    # Cosmos' watcher mode: one producer runs ``dbt build`` in-process; each model and each
-    # model's tests keep a task (a sensor reading the producer's result, running dbt for its
-    # node alone only on retry). The sensors start after the producer, which dag.test() needs
-    # (a sensor that ran first would wait for a producer that cannot start).
+def test_dbt_runs_as_one_build_with_a_task_per_model_and_its_tests(dagbag, dag_id):
+    # Cosmos' watcher mode: one producer runs ``dbt build`` in-process, data tests included;
+    # each model keeps a task (a sensor reading the producer's result for the model and every
+    # test on it, running ``dbt build --select <model>`` only on retry). The sensors start
+    # after the producer, which dag.test() needs (a sensor that ran first would wait for
+    # ever for a producer that cannot start).
     from cosmos.constants import InvocationMode
-    from cosmos.operators.watcher import DbtProducerWatcherOperator, DbtRunWatcherOperator, DbtTestWatcherOperator
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    from winback.dbt_watch import ModelBuildWatcher
 
     dag = dagbag.get_dag(dag_id)
     producer = dag.get_task("dbt.dbt_producer_watcher")
     assert isinstance(producer, DbtProducerWatcherOperator)
     assert producer.invocation_mode == InvocationMode.DBT_RUNNER
     assert producer.upstream_task_ids == {"resolve_as_of"}
+    assert "--resource-type" not in producer.add_cmd_flags(), "the producer's build must run the data tests"
     group = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
-    models = [t for t in group if isinstance(t, DbtRunWatcherOperator) and not isinstance(t, DbtTestWatcherOperator)]
-    tests = [t for t in group if isinstance(t, DbtTestWatcherOperator)]
-    # A task for every model the DAG's selection names in the manifest (by its tags).
+    models = [t for t in group if isinstance(t, ModelBuildWatcher)]
+    assert {t.task_id for t in group} - {t.task_id for t in models} == {producer.task_id,
+                                                                      "dbt.dbt_producer_watcher_done"}
+    # A task for every model the DAG's selection names in the manifest (by its tags), marked
+    # tested exactly when a data test in the manifest depends on the model.
     manifest = json.loads(manifest_path().read_text())
     selected = {f"tag:{tag}" for tag in ("staging", "intermediate", "marts", "reporting")} | (
         {"tag:kpi", "tag:quarterly"} if dag_id == "winback_quarterly_kpis" else set())
-    expected = {f"dbt.{node['name']}.run" for node in manifest["nodes"].values()
-                if node["resource_type"] == "model" and {f"tag:{t}" for t in node["tags"]} & selected}
-    assert {t.task_id for t in models} == expected
-    assert len(tests) >= 30
-    assert {t.task_id for t in models} >= {"dbt.stg_erp__sales_lines.run", "dbt.dim_clients.run"}
+    chosen = {uid: node for uid, node in manifest["nodes"].items()
+              if node["resource_type"] == "model" and {f"tag:{t}" for t in node["tags"]} & selected}
+    assert {t.task_id for t in models} == {f"dbt.{node['name']}_run" for node in chosen.values()}
+    # Every data test on the selection counts for exactly one model task, one of its parents:
+    # the parent dbt builds last (a relationships test from lost_clients to dim_clients is
+    # lost_clients'), and the task is marked tested.
+    owner = {test: model for model, tests in producer.tests_per_model.items() for test in tests}
+    assert sum(len(tests) for tests in producer.tests_per_model.values()) == len(owner)
+    on_selection = {uid: node for uid, node in manifest["nodes"].items() if node["resource_type"] == "test"
+                    and set(node["depends_on"]["nodes"]) & set(chosen)}
+    assert set(owner) == set(on_selection) and len(owner) >= 150
+    for test, node in on_selection.items():
+        assert owner[test] in node["depends_on"]["nodes"], test
+    by_name = {node["name"]: uid for uid, node in on_selection.items()}
+    assert owner[by_name["relationships_lost_clients_client_id__client_id__ref_dim_clients_"]] == "model.winback.lost_clients"
+    assert owner[by_name["assert_lost_clients_are_the_open_episodes"]] == "model.winback.lost_clients"
+    assert {t.model_unique_id for t in models if t.tested} == set(owner.values())
+    assert ModelBuildWatcher.base_cmd == ["build"]  # a retry: the model and its tests
     # Each starts in the triggerer right after the producer (one level, not one per dbt
     # level), and waits for its dbt parents' tasks only on a retry (winback.dbt_watch).
     tasks = {t.task_id: t for t in dag.tasks}
-    for sensor in models + tests:
+    for sensor in models:
         assert sensor.upstream_task_ids == {producer.task_id}, sensor.task_id
         assert sensor.trigger_rule == "none_failed", sensor.task_id
         assert sensor.start_from_trigger, sensor.task_id
         assert sensor.start_trigger_args.trigger_cls == "winback.dbt_watch.NodeResultTrigger"
+        assert sensor.start_trigger_args.trigger_kwargs["tested"] == sensor.tested
         assert set(sensor.start_trigger_args.trigger_kwargs["waits_for"]) <= set(tasks), sensor.task_id
-    # The waits follow the manifest: a model's task waits for its parents' (their tests' when
-    # they have tests) and a model's tests for the model.
-    waits = {t.task_id: set(t.start_trigger_args.trigger_kwargs["waits_for"]) for t in models + tests}
-    assert waits["dbt.dim_clients.test"] == {"dbt.dim_clients.run"}
+    # The waits follow the manifest: a model's task waits for its parents' tasks.
+    waits = {t.task_id: set(t.start_trigger_args.trigger_kwargs["waits_for"]) for t in models}
     dim_parents = {p.split(".")[-1] for p in manifest["nodes"]["model.winback.dim_clients"]["depends_on"]["nodes"]}
-    assert {w.split(".")[1] for w in waits["dbt.dim_clients.run"]} == dim_parents
+    assert {w.split(".")[1].removesuffix("_run") for w in waits["dbt.dim_clients_run"]} == dim_parents

@@ -1,7 +1,7 @@
 """A model that fails once is retried alone: the marts DAG's retry redoes only what failed.
 
 The marts DAG runs its dbt selection as one ``dbt build`` (Cosmos' watcher producer) and
-keeps a task per model and per model's tests. Here the raw ``managers`` table is missing
+keeps a task per model (the model and its data tests). Here the raw ``managers`` table is missing
 for that build, so ``stg_erp__managers`` fails and dbt skips the models below it. The
 table is given back when the failed model task goes up for retry (an ``on_retry_callback``
 added to the DAG's default arguments for this test only), as an operator fixing a source
@@ -83,7 +83,7 @@ def loaded_warehouse(pg_admin_dsn, airflow_home, monkeypatch, tmp_path):
 
 def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch):
     dsn = loaded_warehouse
-    failed_task = f"dbt.{FAILING}.run"
+    failed_task = f"dbt.{FAILING}_run"
     at_retry: dict[str, dict[str, int]] = {}
 
     def give_the_table_back(context):
@@ -116,7 +116,7 @@ def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch)
     # In Airflow: the build ran once (its retry only hands the first attempt's results on),
     # the failed model and the models dbt skipped below it were retried, nothing else was.
     assert tasks["dbt.dbt_producer_watcher"] == ("skipped", 2)
-    model_tasks = {t.split(".")[1]: s for t, s in tasks.items() if t.endswith(".run") or t.endswith("_run")}
+    model_tasks = {t.split(".")[1].removesuffix("_run"): s for t, s in tasks.items() if t.endswith("_run")}
     assert set(model_tasks) == _selected_models(), sorted(model_tasks)
     retried = {model for model, (_, tries) in model_tasks.items() if tries > 1}
     assert retried == redone, retried ^ redone
