@@ -1,9 +1,10 @@
 """A model that fails once is retried alone: the marts DAG's retry redoes only what failed.
 
 The marts DAG runs its dbt selection as one ``dbt build`` (Cosmos' watcher producer) and
-keeps a task per model (the model and its data tests). Here the raw ``managers`` table is missing
-for that build, so ``stg_erp__managers`` fails and dbt skips the models below it. The
-table is given back when the failed model task goes up for retry (an ``on_retry_callback``
+keeps a task per model (the model and its data tests). Here either the raw ``managers``
+table is missing for that build, so ``stg_erp__managers`` fails, or it holds a duplicate
+manager, so the model builds and its ``unique`` test fails; either way dbt skips the models
+below it. The table is mended when the failed model task goes up for retry (an ``on_retry_callback``
 added to the DAG's default arguments for this test only), as an operator fixing a source
 would. The run must then succeed, having rebuilt ``stg_erp__managers`` and its
 descendants on their tasks' retries, and nothing else: every other relation keeps the
@@ -81,26 +82,42 @@ def loaded_warehouse(pg_admin_dsn, airflow_home, monkeypatch, tmp_path):
         yield dsn
 
 
-def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch):
+# How the build breaks and how the operator mends it (SQL run on the warehouse), and whether
+# the failing model itself was built in the first build (its data test failed, not the model).
+BREAKAGES = {
+    # the raw table is missing: the model fails
+    "model fails": ("alter table raw.managers rename to managers_hidden",
+                    "alter table raw.managers_hidden rename to managers", False),
+    # a duplicate manager: the model builds, its unique test fails, dbt skips what reads it
+    "data test fails": ("alter table raw.managers drop constraint managers_pkey;"
+                        " insert into raw.managers select * from raw.managers limit 1",
+                        "delete from raw.managers m using raw.managers d"
+                        " where m.manager_id = d.manager_id and m.ctid > d.ctid", True),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch, breakage):
     dsn = loaded_warehouse
+    break_sql, mend_sql, built_first = BREAKAGES[breakage]
     failed_task = f"dbt.{FAILING}_run"
     at_retry: dict[str, dict[str, int]] = {}
 
-    def give_the_table_back(context):
+    def mend(context):
         # Runs when a task goes up for retry; only the failed model's first failure acts.
         if context["ti"].task_id == failed_task and not at_retry:
             at_retry["relations"] = _relations(dsn)
             with psycopg.connect(dsn) as conn:
-                conn.execute("alter table raw.managers_hidden rename to managers")
+                conn.execute(mend_sql)
 
     default_args = dag_policy.default_args
 
     def with_retry_hook(settings):
-        return {**default_args(settings), "on_retry_callback": give_the_table_back}
+        return {**default_args(settings), "on_retry_callback": mend}
 
     monkeypatch.setattr(dag_policy, "default_args", with_retry_hook)
     with psycopg.connect(dsn) as conn:
-        conn.execute("alter table raw.managers rename to managers_hidden")
+        conn.execute(break_sql)
 
     run = run_dag("winback_marts", orchestration.logical_date_for(AS_OF, get_settings()),
                   conf={"as_of": AS_OF.isoformat()})
@@ -125,7 +142,10 @@ def test_a_model_that_fails_once_is_retried_alone(loaded_warehouse, monkeypatch)
     # In the warehouse: those were built on retry; every other relation is exactly the one
     # the build left (same oid), so no retry rebuilt it.
     before, after = at_retry["relations"], _relations(dsn)
-    assert redone <= set(after) and not redone & set(before), redone & set(before)
+    assert redone <= set(after) and not (redone - {FAILING}) & set(before), redone & set(before)
+    # the failing model: built by the first build when only its test failed, and built again
+    assert (FAILING in before) == built_first
+    assert before.get(FAILING) != after[FAILING]
     others = _selected_models() - redone
     assert others and others <= set(before)
     assert {r: before.get(r) for r in others} == {r: after[r] for r in others}
