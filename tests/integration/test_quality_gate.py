@@ -28,7 +28,7 @@ from scratch_databases import scratch_database
 from winback import warehouse
 from winback.dbt import run_dbt
 from winback.publish import PublishError, publish_quarter
-from winback.quality import GateError, GateFailed, run_gate
+from winback.quality import GateError, GateFailed, gate, run_gate, run_gates
 
 pytestmark = pytest.mark.integration
 
@@ -226,6 +226,50 @@ def test_clean_warehouse_passes_and_was_published(template, wh, gate_home):
     assert kpi.observed["kpi_quarterly.one_row_per_quarter"]["success"] is True
     # The DSN as Airflow's connection carries it (socket directory in the host part) works too.
     assert run_gate(warehouse.airflow_conn_uri(wh), "raw", AS_OF, None, "airflow-dsn").success
+
+
+def test_several_quarters_gate_as_one_by_one_with_one_data_docs_build(wh, gate_home, monkeypatch):
+    quarters = [dt.date(2024, 10, 1), QUARTER]
+    alone = {quarter: run_gate(wh, "kpi", AS_OF, quarter, "one-by-one") for quarter in quarters}
+    builds = []
+    build = gate._build_docs
+    monkeypatch.setattr(gate, "_build_docs",
+                        lambda context, pages, docs_dir: builds.append(len(pages)) or build(context, pages, docs_dir))
+
+    together = run_gates(wh, "kpi", AS_OF, quarters, "together")
+
+    assert builds == [2 * 4]  # one Data Docs build after both runs, for their pages (4 tables each)
+    assert [result.quarter_start for result in together] == quarters
+    index = gate_home / "output" / "data_docs" / "index.html"
+    for result in together:
+        single = alone[result.quarter_start]
+        assert result.validation_id != single.validation_id
+        assert (result.success, result.failed_blocking, result.failed_warning, result.waived, result.evaluated,
+                result.observed) == (single.success, single.failed_blocking, single.failed_warning, single.waived,
+                                     single.evaluated, single.observed)
+        assert result.data_docs_path == index
+        recorded, recorded_alone = (one(wh, "select quarter_start, success, failed_blocking, failed_warning, observed, "
+                                            "staged_fingerprint, data_docs_path from audit.validation_results "
+                                            "where validation_id = %s", (validation_id,))
+                                    for validation_id in (result.validation_id, single.validation_id))
+        assert recorded == recorded_alone
+        assert recorded[5] is not None and recorded[6] == str(index)
+    # Each quarter's run has its own pages in the site (one folder per run time).
+    for asset in ("kpi_quarterly", "kpi_quarterly_breakdown"):
+        runs = index.parent / "validations" / "winback" / "kpi" / asset / f"together_kpi_{AS_OF}"
+        assert len(list(runs.iterdir())) == len(quarters)
+    assert index.read_text().count(f"together_kpi_{AS_OF}") >= len(quarters)
+
+
+def test_quarters_gated_before_one_that_cannot_run_are_still_recorded(wh, gate_home):
+    with pytest.raises(GateError, match="not closed as of 2025-04-04"):
+        run_gates(wh, "kpi", AS_OF, [QUARTER, dt.date(2025, 4, 1)], "cut-short")
+    index = gate_home / "output" / "data_docs" / "index.html"
+    with psycopg.connect(wh) as conn:
+        rows = conn.execute("select quarter_start, data_docs_path from audit.validation_results "
+                            "where run_id = 'cut-short'").fetchall()
+    assert rows == [(QUARTER, str(index))]
+    assert index.is_file()
 
 
 def test_warning_is_reported_but_does_not_block(template):

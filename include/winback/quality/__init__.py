@@ -20,6 +20,9 @@ Use::
     result.raise_for_failure()        # GateFailed with a one-line message naming the failed checks
     publish_quarter(dsn, date(2025, 1, 1), result.validation_id, "quarterly publication")
 
+``run_gates(dsn, "kpi", as_of, quarters, run_id)`` validates several quarters (a backfill)
+the same way, one result each, and renders the Data Docs once for all of them.
+
 Every run is stored in ``audit.validation_results`` and rendered into the Data Docs site
 ``<output_dir>/data_docs/index.html``. Great Expectations is imported only when a gate
 runs, so importing this package (e.g. from a DAG file) stays cheap.
@@ -27,7 +30,7 @@ runs, so importing this package (e.g. from a DAG file) stays cheap.
 
 from __future__ import annotations
 
-from winback.quality.gate import GateError, GateFailed, GateResult, run_gate
+from winback.quality.gate import GateError, GateFailed, GateResult, run_gate, run_gates
 from winback.quality.suites import SUITE_NAMES, load_suite
 
-__all__ = ["SUITE_NAMES", "GateError", "GateFailed", "GateResult", "load_suite", "run_gate"]
+__all__ = ["SUITE_NAMES", "GateError", "GateFailed", "GateResult", "load_suite", "run_gate", "run_gates"]

@@ -11,6 +11,7 @@ exact value in ``data-*`` attributes (``data-kpi``, ``data-value``, ``data-previ
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -413,7 +414,10 @@ def build_context(data: ReportData) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _environment() -> Environment:
+    # One per process: the environment keeps the compiled template, and compiling it took
+    # longer than rendering a quarter (the quarterly DAG renders a dozen in a backfill).
     env = Environment(loader=PackageLoader("winback.report", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["fmt"] = lambda value, kind: fmt(kind, value)
