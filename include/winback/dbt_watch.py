@@ -4,7 +4,8 @@ graph's order.
 
 Cosmos' watcher mode (see :mod:`winback.cosmos_config`) runs one ``dbt build`` in its
 *producer* task and keeps a sensor task per model that reads that model's result (here:
-and its tests', :class:`ModelBuildWatcher`; Cosmos would add a task per model's tests). Under a scheduler each such task used to cost a worker process (start, DAG
+and its tests', :class:`ModelBuildWatcher`; Cosmos would add a task per model's tests).
+Under a scheduler each such task used to cost a worker process (start, DAG
 parse, API calls), and the tasks waited for one another along the dbt graph, about 15
 levels each costing a scheduling round: 83 tasks after the build took longer than the build
 (BENCHMARKS.md, "The DAGs as users run them"). Here, for a run that goes well:
