@@ -5,9 +5,17 @@
     the rows for a range condition, and the nightly run's "changed since the last
     build" lookups ran as hash joins over whole tables instead of index scans. An
     incremental run changes few rows; autovacuum keeps their statistics.
+
+    A table model with meta analyze_after_build: false (the marts rebuilt whole every night,
+    dbt_project.yml) is left to autovacuum: only BI views and client_value read them,
+    whole, and their ANALYZE cost 2.2-2.9 s of a night's 27 s at size L
+    (BENCHMARKS.md). An incremental model built whole is always analyzed: the next
+    night's change detection reads it by range.
 #}
 {% macro analyze_after_build() -%}
-    {%- if model.config.materialized in ('table', 'incremental') and not is_incremental() -%}
+    {%- set materialized = model.config.materialized -%}
+    {%- if (materialized == 'incremental' and not is_incremental())
+           or (materialized == 'table' and model.config.meta.get('analyze_after_build', true)) -%}
         analyze {{ this }}
     {%- endif -%}
 {%- endmacro %}
