@@ -128,3 +128,44 @@ def test_a_data_test_belongs_to_the_model_task_dbt_builds_it_with():
     assert owners["test.w.relationships_mart_dim.2"] == ("model.w.mart", [])
     assert owners["test.w.relationships_fct_dim.3"] == ("model.w.fct", ["model.w.dim"])
     assert owners["test.w.on_other.4"] == ("model.w.stg", [])
+
+
+def _dbt_event(name: str, level: str | None = None, **fields):
+    """A dbt event as dbt hands it to a runner's callbacks (an EventMsg)."""
+    import importlib
+
+    from dbt_common.events.base_types import EventLevel, msg_from_base_event
+
+    for module in ("dbt.events.types", "dbt.adapters.events.types", "dbt_common.events.types"):
+        event_class = getattr(importlib.import_module(module), name, None)
+        if event_class is not None:
+            return msg_from_base_event(event_class(**fields), level=EventLevel(level) if level else None)
+    raise LookupError(name)
+
+
+def test_the_producer_hands_cosmos_only_the_events_it_acts_on():
+    from types import SimpleNamespace
+
+    from winback.dbt_watch import ResultsProducer
+
+    heard: list[str] = []
+    producer = SimpleNamespace()
+    callbacks = ResultsProducer._dbt_runner_callbacks
+    # Cosmos' run_dbt_runner appends its handler to the list, then dbt calls each callback
+    callbacks.fset(producer, [lambda event: heard.append(event.info.name)])
+    callbacks.fset(producer, [*callbacks.fget(producer), lambda event: heard.append("second:" + event.info.name)])
+    events = [
+        _dbt_event("SQLQuery", conn_name="model.winback.x", sql="select 1"),   # debug: each statement
+        _dbt_event("ConnectionUsed"),                                          # debug
+        _dbt_event("NodeStart"),                                               # progress
+        _dbt_event("NodeFinished"),                                            # debug, a node's result
+        _dbt_event("LogModelResult", level="info"),                            # the task log's line
+        _dbt_event("SkippingDetails"),                                         # a skip after a failure
+        _dbt_event("RunResultError", msg="boom"),
+        _dbt_event("MainReportVersion", version="1.11", log_version=3),
+    ]
+    for event in events:
+        for callback in callbacks.fget(producer):
+            callback(event)
+    kept = ["NodeFinished", "LogModelResult", "SkippingDetails", "RunResultError", "MainReportVersion"]
+    assert heard == [name for name in kept for name in (name, "second:" + name)]
