@@ -35,14 +35,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from cosmos.listeners.dag_run_listener import EventStatus
-from cosmos.operators._watcher.base import _DBT_EVENT_ALLOWLIST
-from cosmos.operators._watcher.state import (
-    DBT_UPSTREAM_FAILURE_SKIP_EVENT_NAMES,
-    _log_dbt_event,
-    get_dbt_event_xcom_key,
-)
+from cosmos.operators._watcher.state import _log_dbt_event, get_dbt_event_xcom_key
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
-from cosmos.operators.watcher import DbtProducerWatcherOperator, DbtRunWatcherOperator
+from cosmos.operators.watcher import DbtRunWatcherOperator
 
 # A retry that waits for its dbt parents' tasks looks again after this many seconds.
 RETRY_WAIT_SECONDS = 2
@@ -60,69 +55,6 @@ _RESULT_KEY_SUFFIXES = ("_status", "_tests_status", "_dbt_event")
 # by all its tasks' triggers.
 _CACHED_RUNS = 20
 _reads_by_run: dict[tuple[str, str, str], Any] = {}
-
-
-# dbt events the producer hands to Cosmos' handler. dbt calls a runner's callbacks for every
-# event, debug ones included (5,547 in a build of the marts selection, 5,075 of them debug:
-# each SQL statement, connection, cache action), and Cosmos turns each into JSON
-# (protobuf's MessageToJson, on dbt's threads) before it looks at its name. Cosmos acts on
-# the names below (a node's result, errors, skips, dbt's version); of the rest it only logs
-# the message, which for a debug event the task log drops anyway. The per-node progress
-# events are left out too: the model tasks read a node's final result only.
-_PROGRESS_EVENTS = frozenset({"NodeStart", "NodeCompiling", "NodeExecuting"})
-_EVENTS_COSMOS_READS = (_DBT_EVENT_ALLOWLIST | DBT_UPSTREAM_FAILURE_SKIP_EVENT_NAMES
-                        | {"MainReportVersion", "AdapterRegistered"}) - _PROGRESS_EVENTS
-
-
-def is_event_for_cosmos(name: str, level: str) -> bool:
-    """Whether the producer hands a dbt event (its name and level) to Cosmos' handler."""
-    return name in _EVENTS_COSMOS_READS or (level != "debug" and name not in _PROGRESS_EVENTS)
-
-
-def _events_for_cosmos(callback: Any) -> Any:
-    def heard(event: Any) -> None:
-        if is_event_for_cosmos(event.info.name, event.info.level):
-            callback(event)
-
-    heard.events_for_cosmos = True
-    return heard
-
-
-class ResultsProducer(DbtProducerWatcherOperator):
-    """Cosmos' producer (the group's one ``dbt build``), handing the model tasks what they
-    read and no more: Cosmos' handler sees only :func:`is_event_for_cosmos` events, and the
-    nodes' results stay in memory until the build ends (:class:`HeldResults`,
-    :func:`publish_results`). (Cosmos builds the producer itself and offers no way to choose
-    its class; :func:`winback.cosmos_config.watch_after_build` swaps it.)"""
-
-    def _make_parse_callable(self) -> Any:
-        parse = super()._make_parse_callable()
-
-        def handle(line: str, extra_kwargs: Any) -> None:
-            parse(line, holding_results(extra_kwargs))
-
-        return handle
-
-    # Cosmos' run_dbt_runner appends its event handler to this list, then hands the list to
-    # dbt: each callback stored is wrapped in the filter.
-    @property
-    def _dbt_runner_callbacks(self) -> list[Any] | None:
-        return self.__dict__.get("_dbt_runner_callbacks")
-
-    @_dbt_runner_callbacks.setter
-    def _dbt_runner_callbacks(self, callbacks: list[Any] | None) -> None:
-        self.__dict__["_dbt_runner_callbacks"] = None if callbacks is None else [
-            callback if getattr(callback, "events_for_cosmos", False) else _events_for_cosmos(callback)
-            for callback in callbacks]
-
-
-def produce_results(producer: Any) -> None:
-    """Make Cosmos' producer a :class:`ResultsProducer` that publishes every node's result
-    in one XCom when the build ends."""
-    callbacks = producer.__dict__.pop("_dbt_runner_callbacks", None)
-    producer.__class__ = ResultsProducer
-    producer._dbt_runner_callbacks = callbacks
-    producer._post_execute_hook = publish_results
 
 
 class HeldResults:
