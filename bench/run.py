@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, dbt_runs, machine, report
-from bench.common import AS_OF, ROOT, Databases, log, median, repeat, run_worker, timed
+from bench.common import AS_OF, ROOT, Databases, log, median, repeat, run_worker, settle, timed
 
 SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
 EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
@@ -107,13 +107,14 @@ class Bench:
         out["dbt_fixed"].pop("nodes")
 
         def full_refresh(i: int) -> dict[str, Any]:
-            log(f"{name}: dbt run --full-refresh ({i + 1})")
+            settled = settle(warehouse, source)
+            log(f"{name}: dbt run --full-refresh ({i + 1}), after a vacuum of {settled:.1f}s")
             run = dbt_runs.dbt(["run", "--full-refresh", "--select", *MARTS_SELECTION], warehouse,
                                self.as_of.isoformat(), target / MARTS_TARGET)
             if run["error"]:
                 raise RuntimeError(f"dbt full refresh failed: {run['error']}")
             log(f"{name}: full refresh {run['wall']:.1f}s")
-            return run
+            return {**run, "settle_s": settled}
 
         fulls = repeat(full_refresh, self.repeats, self.budget, f"{name} full refresh")
         out["full_refresh"] = [_strip(r) for r in fulls]
@@ -261,6 +262,7 @@ class Bench:
         log(f"{name}: night {index + 1}: the source advances to {day}")
         advance = self.child("gen-advance", ["--lines", str(lines), "--source", source, "--landing", str(landing),
                                              "--day", day.isoformat()], f"{name}-advance-{index}")
+        settled = settle(warehouse, source)  # the day between two nights; not part of the chain
         steps: dict[str, float] = {}
         rows: dict[str, int] = {}
         for entity in EXTRACT_ORDER:
@@ -288,7 +290,7 @@ class Bench:
                 entry[0] += 1
                 entry[1] += node["seconds"]
         incremental_order = [n["id"].split(".")[-1] for n in run["nodes"] if n["materialized"] == "incremental"]
-        return {"day": day.isoformat(), "steps": steps, "total": total, "rows_read": rows,
+        return {"day": day.isoformat(), "steps": steps, "total": total, "rows_read": rows, "settle_s": settled,
                 "dbt_by_materialization": by_kind, "incremental_order": incremental_order,
                 "advance": {**advance.result, "max_rss_mb": advance.max_rss_mb},
                 "dbt_elapsed": run["dbt_elapsed"], "dbt_model_seconds": dbt_runs.node_seconds(run),
