@@ -69,8 +69,9 @@ def dbt_env(dsn: str) -> dict[str, str]:
     return env
 
 
-def _dbt_executable() -> str:
-    return str(Path(sys.executable).with_name("dbt"))
+def _dbt_command() -> list[str]:
+    """The ``dbt`` command, with the pipeline's order of ready nodes (:mod:`winback.dbt_schedule`)."""
+    return [sys.executable, "-m", "winback.dbt_schedule"]
 
 
 def _failures(run_results: Path) -> list[str]:
@@ -87,7 +88,7 @@ def _run(args: list[str], env: dict[str, str], target: Path | None = None) -> No
     cwd = project_dir()
     results = (target or cwd / "target") / "run_results.json"
     before = results.stat().st_mtime if results.exists() else None
-    done = subprocess.run([_dbt_executable(), *args], cwd=cwd, env={**os.environ, **env},
+    done = subprocess.run([*_dbt_command(), *args], cwd=cwd, env={**os.environ, **env},
                           capture_output=True, text=True, check=False)
     log.info("dbt %s: exit %s\n%s", args[0] if args else "", done.returncode, done.stdout[-4000:])
     if done.returncode == 0:
