@@ -140,12 +140,14 @@ def watch_after_build(group: DbtTaskGroup) -> DbtTaskGroup:
     """
     from airflow.sdk import TriggerRule
 
-    from winback import dbt_watch
+    from winback import dbt_schedule, dbt_watch
 
     prefix = f"{group.group_id}." if group.group_id else ""
     producer = group.dag.get_task(f"{prefix}{PRODUCER_WATCHER_TASK_ID}")
     producer._make_parse_callable = _results_only(producer._make_parse_callable)
     producer._post_execute_hook = dbt_watch.publish_results
+    # The build's order of ready nodes: the longest chain below first (winback.dbt_schedule).
+    producer._pre_execute_hook = dbt_schedule.pre_execute
     # Cosmos keeps the tests out of the producer's build when they have no tasks
     # (``--resource-type`` flags); here each model's task stands for its tests, so they run.
     producer.dbt_cmd_flags = _without_resource_types(producer.dbt_cmd_flags)

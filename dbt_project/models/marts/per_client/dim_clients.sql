@@ -19,14 +19,32 @@ with
 
 client_ids as (
 
-    select client_id from {{ ref('int_clients') }}
-    where {{ changed_clients_filter('client_id') }}
-    union
-    select client_id from {{ ref('int_client_daily_revenue') }}
-    where line_count > 0 and {{ changed_clients_filter('client_id') }}
-    union
-    select client_id from {{ ref('int_contacts') }}
-    where {{ changed_clients_filter('client_id') }}
+    {% if is_incremental() %}
+        -- The changed clients that a source knows: a lookup per client and source (the
+        -- union below would read and sort every client-day of the changed clients).
+        select changed.client_id
+        from changed_clients as changed
+        where
+            exists (
+                select from {{ ref('int_clients') }} as clients
+                where clients.client_id = changed.client_id
+            )
+            or exists (
+                select from {{ ref('int_client_daily_revenue') }} as revenue
+                where revenue.client_id = changed.client_id and revenue.line_count > 0
+            )
+            or exists (
+                select from {{ ref('int_contacts') }} as contacts
+                where contacts.client_id = changed.client_id
+            )
+    {% else %}
+        select client_id from {{ ref('int_clients') }}
+        union
+        select client_id from {{ ref('int_client_daily_revenue') }}
+        where line_count > 0
+        union
+        select client_id from {{ ref('int_contacts') }}
+    {% endif %}
 
 ),
 
