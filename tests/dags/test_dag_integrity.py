@@ -159,6 +159,10 @@ def test_dbt_runs_as_one_build_with_a_task_per_model_and_its_tests(dagbag, dag_i
     assert producer.invocation_mode == InvocationMode.DBT_RUNNER
     assert producer.upstream_task_ids == {"resolve_as_of"}
     assert "--resource-type" not in producer.add_cmd_flags(), "the producer's build must run the data tests"
+    # its in-process build starts the longest chain first, as the pipeline's other dbt runs
+    from winback import dbt_schedule
+
+    assert producer._pre_execute_hook is dbt_schedule.pre_execute
     group = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
     models = [t for t in group if isinstance(t, ModelBuildWatcher)]
     assert {t.task_id for t in group} - {t.task_id for t in models} == {producer.task_id,
