@@ -14,6 +14,7 @@ critical-path heuristic for list scheduling, computed from the graph alone (no t
 A model's ``meta: {priority: N}`` (default 0, higher first: the name of the setting
 dbt-core#10632 asks for) goes before that, for what the graph cannot tell: two ready models
 with equally long chains below, one of which runs far longer (``lost_clients``).
+
 dbt's main loop takes a node off the queue as soon as one is ready and hands it to its
 thread pool, which starts them first come, first served: an order among ready nodes only
 counts if the loop waits for a free thread before it takes one, so :func:`install` makes
