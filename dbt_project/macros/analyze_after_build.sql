@@ -8,8 +8,8 @@
 
     A table model with meta analyze_after_build: false (the marts rebuilt whole every night,
     dbt_project.yml) is left to autovacuum: only BI views and client_value read them,
-    whole, and their ANALYZE cost 2.2-2.9 s of a night's 27 s at size L
-    (BENCHMARKS.md). An incremental model built whole is always analyzed: the next
+    whole, and their ANALYZE cost 2.2-2.9 s of SQL a night at size L (summed over dbt's
+    two threads, BENCHMARKS.md). An incremental model built whole is always analyzed: the next
     night's change detection reads it by range.
 #}
 {% macro analyze_after_build() -%}

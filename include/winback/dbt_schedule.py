@@ -45,7 +45,6 @@ def critical_path_scores(graph: Any, priority: dict[str, int] | None = None) -> 
     import networkx as nx
 
     priority = priority or {}
-
     order = list(nx.topological_sort(graph))
     depth: dict[str, int] = {}
     for node in order:
@@ -83,6 +82,15 @@ def _run_queue(self: Any, pool: Any) -> None:  # GraphRunnableTask.run_queue
     return _dbt_own["run_queue"](self, pool)
 
 
+def _replacements() -> dict[tuple[Any, str], Any]:
+    """(dbt class, method name) -> this module's method in its place."""
+    from dbt.graph.queue import GraphQueue
+    from dbt.task.runnable import GraphRunnableTask
+
+    return {(GraphQueue, "_get_scores"): _scores, (GraphQueue, "get"): _get,
+            (GraphRunnableTask, "run_queue"): _run_queue}
+
+
 # dbt's own methods, kept by install() for uninstall().
 _dbt_own: dict[str, Any] = {}
 
@@ -93,12 +101,9 @@ def install() -> bool:
     Returns False, leaving dbt's order, when this dbt lacks one of the methods replaced
     (its queue changed: the order is an optimisation, never needed for a correct run)."""
     try:
-        from dbt.graph.queue import GraphQueue
-        from dbt.task.runnable import GraphRunnableTask
+        ours = _replacements()
     except ImportError:
         return False
-    ours = {(GraphQueue, "_get_scores"): _scores, (GraphQueue, "get"): _get,
-            (GraphRunnableTask, "run_queue"): _run_queue}
     current = {key: key[0].__dict__.get(key[1]) for key in ours}
     if all(current[key] is ours[key] for key in ours):
         return True
@@ -114,12 +119,7 @@ def install() -> bool:
 
 def uninstall() -> None:
     """dbt's own order again (after :func:`install` in this process)."""
-    if not _dbt_own:
-        return
-    from dbt.graph.queue import GraphQueue
-    from dbt.task.runnable import GraphRunnableTask
-
-    for owner, name in ((GraphQueue, "_get_scores"), (GraphQueue, "get"), (GraphRunnableTask, "run_queue")):
+    for owner, name in _replacements() if _dbt_own else ():
         if name in _dbt_own:
             setattr(owner, name, _dbt_own[name])
 
