@@ -112,6 +112,35 @@ def _setup(settings: Settings, held: contextlib.ExitStack, command: str) -> None
     orchestration.prepare_airflow(settings)
 
 
+def start_priming(settings: Settings) -> Callable[[], None]:
+    """Parse the dbt project for the DAGs' producers in the background (a dbt process on
+    the second core while the extract runs, :func:`winback.cosmos_config.prime_partial_parse`);
+    return the wait for it. A parse that failed only costs the first build its partial
+    parse: the wait says so and the run goes on."""
+    import threading
+
+    from winback import cosmos_config
+
+    failed: list[BaseException] = []
+
+    def prime() -> None:
+        try:
+            cosmos_config.prime_partial_parse(settings)
+        except Exception as exc:  # noqa: BLE001 - reported by the wait, never fatal
+            failed.append(exc)
+
+    worker = threading.Thread(target=prime, name="winback-dbt-parse", daemon=True)
+    worker.start()
+
+    def wait() -> None:
+        worker.join()
+        if failed:
+            print(f"      note: dbt's parse for the DAGs was not prepared ({failed[0]}); "
+                  "the first dbt build parses the whole project", flush=True)
+
+    return wait
+
+
 def run_nightly(as_of: dt.date, settings: Settings) -> None:
     """One nightly extract for ``as_of`` as a real Airflow DAG run."""
     from winback import orchestration
@@ -146,11 +175,17 @@ def build_dbt_docs(settings: Settings) -> Path:
     ``dbt docs generate --no-compile`` does not write."""
     import shutil
 
-    from winback import dbt, warehouse
+    from winback import cosmos_config, dbt
 
     target = settings.output_dir / "dbt_docs"
-    dbt.run_dbt(["docs", "generate", "--no-compile", "--target-path", str(target)],
-                warehouse.warehouse_dsn(settings))
+    target.mkdir(parents=True, exist_ok=True)
+    # As the producers run dbt, from their partial parse: not parsing the project again.
+    primed = cosmos_config.parse_target(settings) / "partial_parse.msgpack"
+    if primed.exists():
+        shutil.copyfile(primed, target / primed.name)
+    with cosmos_config.producer_profile(settings) as (flags, env):
+        dbt.run_dbt_env(["docs", "generate", "--no-compile", *flags, "--target-path", str(target),
+                         "--log-path", str(target / "logs")], env, target)
     shutil.copyfile(dbt.ensure_manifest(settings), target / "manifest.json")
     return target / "index.html"
 
@@ -173,6 +208,7 @@ def cmd_demo(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
     config = generator.GeneratorConfig(seed=args.seed, target_lines=args.lines, as_of=args.as_of)
     progress = Progress(5 + args.days)  # setup, generate, first night, nights, quarterly, docs
     progress.step("start the embedded warehouse, bootstrap it, prepare Airflow", lambda: _setup(settings, held, "demo"))
+    primed = start_priming(settings)
     progress.step(f"generate a demo sales system (~{args.lines:,} lines up to {args.as_of})",
                   lambda: generator.generate_source(config, warehouse.source_dsn(settings), settings.landing))
     progress.step(f"nightly extract for {args.as_of}", lambda: run_nightly(args.as_of, settings))
@@ -184,14 +220,16 @@ def cmd_demo(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
             run_nightly(day, settings)
 
         progress.step(f"the sales system advances to {day}; nightly extract", next_night)
-    _analyse(settings, progress, reason="demo: first publication")
+    _analyse(settings, progress, primed, reason="demo: first publication")
 
 
-def _analyse(settings: Settings, progress: Progress, reason: str) -> None:
+def _analyse(settings: Settings, progress: Progress, primed: Callable[[], None], reason: str) -> None:
     """After the extract: the quarterly DAG (its dbt build is the marts DAG's and the KPI
     models, for the same as-of date: running the marts DAG first built the marts twice),
     the gate and publication; the docs; then where it all is. A deployment runs the marts
-    DAG every night on the raw Assets, the quarterly DAG once a quarter."""
+    DAG every night on the raw Assets, the quarterly DAG once a quarter. ``primed`` waits
+    for the dbt parse :func:`start_priming` began."""
+    primed()
     progress.step("quarterly DAG: dbt staging -> intermediate -> marts -> BI views -> KPI staging "
                   "(one Airflow task per model), quality gate, publish every closed quarter, report",
                   lambda: run_quarterly(settings, {"backfill": True, "reason": reason}))
@@ -225,8 +263,9 @@ def cmd_run(args: argparse.Namespace, held: contextlib.ExitStack) -> None:
     check_landing(args.landing, allow_empty=args.allow_empty)
     progress = Progress(4)
     progress.step("prepare the warehouse and Airflow", lambda: _setup(settings, held, "run"))
+    primed = start_priming(settings)
     progress.step(f"extract every file in {args.landing} for {args.as_of}", lambda: run_nightly(args.as_of, settings))
-    _analyse(settings, progress, reason=f"own data from {args.landing} as of {args.as_of}")
+    _analyse(settings, progress, primed, reason=f"own data from {args.landing} as of {args.as_of}")
 
 
 @_holding

@@ -84,7 +84,10 @@ def _failures(run_results: Path) -> list[str]:
             for r in results if r.get("status") in ("error", "fail", "runtime error")]
 
 
-def _run(args: list[str], env: dict[str, str], target: Path | None = None) -> None:
+def run_dbt_env(args: list[str], env: dict[str, str], target: Path | None = None) -> None:
+    """Run ``dbt <args>`` in the project with ``env`` over this process's environment (its
+    profile given by ``env`` or by ``args``); raise :class:`DbtRunError` on failure, naming
+    the failed nodes from ``target``'s run_results.json."""
     cwd = project_dir()
     results = (target or cwd / "target") / "run_results.json"
     before = results.stat().st_mtime if results.exists() else None
@@ -117,7 +120,7 @@ def run_dbt(args: list[str], dsn: str, vars: dict[str, Any] | None = None,
     env = dbt_env(dsn)
     if as_of is not None:
         env[AS_OF_ENV] = str(as_of)
-    _run(args, env, target)
+    run_dbt_env(args, env, target)
 
 
 def manifest_path(settings: Settings | None = None) -> Path:
@@ -146,5 +149,5 @@ def build_manifest() -> Path:
     with the user's metric overrides as vars, as the DAGs run dbt (the KPI labels name them)."""
     overrides = get_settings().metric_overrides
     args = ["parse", *(["--vars", json.dumps(dict(overrides), default=str)] if overrides else [])]
-    _run(args, {**_PARSE_ENV, "DBT_PROFILES_DIR": str(project_dir())})
+    run_dbt_env(args, {**_PARSE_ENV, "DBT_PROFILES_DIR": str(project_dir())})
     return manifest_path()

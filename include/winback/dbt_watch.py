@@ -51,6 +51,10 @@ _FAILED = frozenset({"failed", "upstream_failed", "removed"})
 # suffixes of Cosmos' per-node keys it copies: status, aggregated test status, dbt event.
 RESULTS_XCOM_KEY = "winback_node_results"
 _RESULT_KEY_SUFFIXES = ("_status", "_tests_status", "_dbt_event")
+# The producer's XCom holding every model's compiled SQL at once (Cosmos' per-node keys
+# ``<node>_compiled_sql``): for a person reading the run, no task reads it.
+COMPILED_SQL_XCOM_KEY = "winback_compiled_sql"
+_COMPILED_SQL_SUFFIX = "_compiled_sql"
 # The reads of the latest runs' results in the triggerer (futures): one read per run, shared
 # by all its tasks' triggers.
 _CACHED_RUNS = 20
@@ -70,14 +74,14 @@ class HeldResults:
         self._ti = ti
 
     def xcom_push(self, key: str, value: Any, **kwargs: Any) -> None:
-        if getattr(self._ti, "_cosmos_xcom_backup_buffer", None) is not None and is_node_result_key(key):
+        if getattr(self._ti, "_cosmos_xcom_backup_buffer", None) is not None and _is_held(key):
             return  # safe_xcom_push puts it in the buffer next
         self._ti.xcom_push(key=key, value=value, **kwargs)
 
     def xcom_pull(self, *args: Any, **kwargs: Any) -> Any:
         buffer = getattr(self._ti, "_cosmos_xcom_backup_buffer", None) or {}
         key = kwargs.get("key")
-        return buffer[key] if key in buffer and is_node_result_key(key) else self._ti.xcom_pull(*args, **kwargs)
+        return buffer[key] if key in buffer and _is_held(key) else self._ti.xcom_pull(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ti, name)
@@ -86,6 +90,11 @@ class HeldResults:
 def is_node_result_key(key: str) -> bool:
     """A key of Cosmos' per-node results (``<resource>__<project>__<name>_<suffix>``)."""
     return "__" in key and key.endswith(_RESULT_KEY_SUFFIXES)
+
+
+def _is_held(key: str) -> bool:
+    """A per-node key the producer holds until the build ends: a result or compiled SQL."""
+    return is_node_result_key(key) or ("__" in key and key.endswith(_COMPILED_SQL_SUFFIX))
 
 
 def holding_results(extra_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -106,12 +115,16 @@ def publish_results(context: Any, result: Any = None) -> None:
     through the API server, serialized in the triggerer. One XCom is one call per run. Only
     after a build that succeeded (a failed build raises before this hook; its retry restores
     the per-node keys, which the tasks then read). The tests' own events stay out: a
-    model's task reads its tests' aggregated status."""
+    model's task reads its tests' aggregated status. The models' compiled SQL, one XCom
+    per model in Cosmos (~300 calls for the quarterly selection), is one more XCom."""
     ti = context["ti"]
     buffer = getattr(ti, "_cosmos_xcom_backup_buffer", None) or {}
     ti.xcom_push(key=RESULTS_XCOM_KEY,
                  value={key: value for key, value in buffer.items()
                         if is_node_result_key(key) and not key.startswith("test__")})
+    ti.xcom_push(key=COMPILED_SQL_XCOM_KEY,
+                 value={key.removesuffix(_COMPILED_SQL_SUFFIX): value for key, value in buffer.items()
+                        if _is_held(key) and not is_node_result_key(key)})
 
 
 def test_owners(parents: Mapping[str, Iterable[str]], tests: Iterable[str],

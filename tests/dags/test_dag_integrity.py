@@ -163,6 +163,14 @@ def test_dbt_runs_as_one_build_with_a_task_per_model_and_its_tests(dagbag, dag_i
     from winback import dbt_schedule
 
     assert producer._pre_execute_hook is dbt_schedule.pre_execute
+    # its Cosmos cache is where the CLI primes the partial parse, and it logs through Cosmos'
+    # event callback only (no dbt log file, no dbt log on stdout)
+    from winback import cosmos_config
+
+    assert dag_id in cosmos_config.PRODUCER_DAGS
+    assert producer.cache_dir == cosmos_config.partial_parse_cache(dag_id)
+    flags = producer.dbt_cmd_flags
+    assert flags[flags.index("--log-level-file") + 1] == "none" and flags[flags.index("--log-level") + 1] == "none"
     group = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
     models = [t for t in group if isinstance(t, ModelBuildWatcher)]
     assert {t.task_id for t in group} - {t.task_id for t in models} == {producer.task_id,

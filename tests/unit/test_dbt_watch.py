@@ -77,22 +77,24 @@ class _TaskInstance:
 def test_the_producer_holds_node_results_until_the_build_ends():
     from cosmos.operators._watcher.state import safe_xcom_push
 
-    from winback.dbt_watch import RESULTS_XCOM_KEY, holding_results, publish_results
+    from winback.dbt_watch import COMPILED_SQL_XCOM_KEY, RESULTS_XCOM_KEY, holding_results, publish_results
 
     ti = _TaskInstance(buffer={})
     held = holding_results({"context": {"ti": ti}, "project_dir": "/p"})["context"]["ti"]
     key = MODEL.replace(".", "__")
-    # Cosmos' push of a node's result: kept in its backup buffer, not sent
+    # Cosmos' push of a node's result or compiled SQL: kept in its backup buffer, not sent
     safe_xcom_push(held, f"{key}_status", {"status": "success"})
     safe_xcom_push(held, "test__winback__not_null_x_dbt_event", {"msg": "PASS"})
+    safe_xcom_push(held, f"{key}_compiled_sql", "select 1")
     # anything else is sent as Cosmos sends it
     safe_xcom_push(held, "task_status", "completed")
-    safe_xcom_push(held, f"{key}_compiled_sql", "select 1")
-    assert set(ti.sent) == {"task_status", f"{key}_compiled_sql"}
+    assert set(ti.sent) == {"task_status"}
     assert held.xcom_pull(task_ids="p", key=f"{key}_status") == {"status": "success"}
-    # at the end, one XCom with every model's result (the tests' own events stay out)
+    # at the end, one XCom with every model's result (the tests' own events stay out),
+    # one with every model's compiled SQL
     publish_results({"ti": ti})
     assert ti.sent[RESULTS_XCOM_KEY] == {f"{key}_status": {"status": "success"}}
+    assert ti.sent[COMPILED_SQL_XCOM_KEY] == {key: "select 1"}
 
 
 def test_without_a_backup_buffer_nothing_is_held():
