@@ -537,12 +537,23 @@ def main(argv: list[str] | None = None) -> int:
     deployment: Deployment | None = None
     try:
         env = prepare(settings, args.executor, args.port, args.broker_url, args.pg_port)
+        # dbt's parse for the DAGs' producers, made while the components start: their first
+        # build then loads the project instead of parsing it (cosmos_config.prime_partial_parse).
+        parse_log = home / "dbt-parse.log"
+        with parse_log.open("w") as log_file:
+            parse = subprocess.Popen(
+                [sys.executable, "-c", "from winback import cosmos_config; from winback.config import get_settings; "
+                 "cosmos_config.prime_partial_parse(get_settings())"],
+                env=env, stdout=log_file, stderr=subprocess.STDOUT)
         deployment = Deployment(env, home / "components")
         for name, command in component_commands(args.executor).items():
             deployment.start(name, command)
         health = wait_healthy(args.port, args.health_timeout, deployment)
         dag_ids = project_dag_ids(settings)
         wait_registered(args.port, dag_ids, args.health_timeout, deployment)
+        if parse.wait() != 0:
+            print(f"note: dbt's parse for the DAGs was not prepared (see {parse_log}); "
+                  "their first build parses the whole project", flush=True)
         primed = subprocess.run(
             [sys.executable, "-c", "import json, sys; from winback.deployment import create_pools, prime_schedules; "
              "create_pools(); print(json.dumps(prime_schedules(sys.argv[1:])))", *dag_ids],

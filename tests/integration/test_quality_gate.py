@@ -228,18 +228,29 @@ def test_clean_warehouse_passes_and_was_published(template, wh, gate_home):
     assert run_gate(warehouse.airflow_conn_uri(wh), "raw", AS_OF, None, "airflow-dsn").success
 
 
-def test_several_quarters_gate_as_one_by_one_with_one_data_docs_build(wh, gate_home, monkeypatch):
-    quarters = [dt.date(2024, 10, 1), QUARTER]
+# Every closed quarter of the dataset, oldest first (2023 Q1 to 2025 Q1).
+CLOSED_QUARTERS = [dt.date(year, month, 1) for year in (2023, 2024, 2025) for month in (1, 4, 7, 10)][:9]
+
+
+@pytest.mark.parametrize("count", [2, gate.SHARED_FROM + 1], ids=["alone", "with-a-helper-process"])
+def test_several_quarters_gate_as_one_by_one_with_one_data_docs_build(wh, gate_home, monkeypatch, count):
+    quarters = CLOSED_QUARTERS[-count:]
     alone = {quarter: run_gate(wh, "kpi", AS_OF, quarter, "one-by-one") for quarter in quarters}
     builds = []
     build = gate._build_docs
     monkeypatch.setattr(gate, "_build_docs",
                         lambda context, pages, docs_dir: builds.append(len(pages)) or build(context, pages, docs_dir))
+    here = []  # the quarters this process validated itself (the helper process validates the others)
+    validate_here = gate._here
+    monkeypatch.setattr(gate, "_here", lambda job: here.append(job[3]) or validate_here(job))
 
     together = run_gates(wh, "kpi", AS_OF, quarters, "together")
 
-    assert builds == [2 * 4]  # one Data Docs build after both runs, for their pages (4 tables each)
+    assert builds == [count * 4]  # one Data Docs build after all runs, for their pages (4 tables each)
     assert [result.quarter_start for result in together] == quarters
+    if count >= gate.SHARED_FROM:
+        # From the front here, from the back in the helper: both took some.
+        assert 0 < len(here) < count and here == quarters[:len(here)]
     index = gate_home / "output" / "data_docs" / "index.html"
     for result in together:
         single = alone[result.quarter_start]
@@ -261,14 +272,17 @@ def test_several_quarters_gate_as_one_by_one_with_one_data_docs_build(wh, gate_h
     assert index.read_text().count(f"together_kpi_{AS_OF}") >= len(quarters)
 
 
-def test_quarters_gated_before_one_that_cannot_run_are_still_recorded(wh, gate_home):
+@pytest.mark.parametrize("quarters", [[QUARTER], CLOSED_QUARTERS[-gate.SHARED_FROM:]], ids=["alone", "with-a-helper-process"])
+def test_quarters_gated_before_one_that_cannot_run_are_still_recorded(wh, gate_home, quarters):
     with pytest.raises(GateError, match="not closed as of 2025-04-04"):
-        run_gates(wh, "kpi", AS_OF, [QUARTER, dt.date(2025, 4, 1)], "cut-short")
+        run_gates(wh, "kpi", AS_OF, [*quarters, dt.date(2025, 4, 1)], "cut-short")
     index = gate_home / "output" / "data_docs" / "index.html"
     with psycopg.connect(wh) as conn:
         rows = conn.execute("select quarter_start, data_docs_path from audit.validation_results "
-                            "where run_id = 'cut-short'").fetchall()
-    assert rows == [(QUARTER, str(index))]
+                            "where run_id = 'cut-short' order by created_at").fetchall()
+    # Every quarter before it, in their order, each with the site's page (with a helper too,
+    # which took the last quarter first: this process still ran the ones before it).
+    assert rows == [(quarter, str(index)) for quarter in quarters]
     assert index.is_file()
 
 
