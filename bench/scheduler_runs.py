@@ -101,7 +101,22 @@ def _run_figures(api: Api, run: dict) -> dict[str, Any]:
             "tasks": len(tasks), "tasks_ran": len(ran),
             "task_seconds_sum": round(sum(t["duration"] for t in ran), 1),
             "producer_seconds": producer["duration"] if producer else None,
+            "phases": _phases(run, ran, producer),
             "failed": [t["task_id"] for t in tasks if t["state"] in ("failed", "upstream_failed")]}
+
+
+def _phases(run: dict, ran: list[dict], producer: dict | None) -> dict[str, float | None]:
+    """Where a dbt DAG run's wall time went: up to the producer's start (the tasks before
+    it, scheduling, the task's start), the producer, its end to the last model task's end
+    (the model tasks in the triggerer), and from there to the run's end (the tasks after)."""
+    if producer is None:
+        return {}
+    models = [t for t in ran if t["task_id"].startswith("dbt.") and t["task_id"].endswith("_run")]
+    last_model = max((t["end_date"] for t in models), default=producer["end_date"])
+    return {"to_producer_start": _seconds(run["start_date"], producer["start_date"]),
+            "producer": producer["duration"],
+            "model_tasks_after_producer": _seconds(producer["end_date"], last_model),
+            "after_model_tasks": _seconds(last_model, run["end_date"])}
 
 
 def _dbt_build(select: list[str], warehouse: str, target: Path, full_refresh: bool = False,
@@ -266,18 +281,21 @@ RUN_LABELS = {"marts": "winback_marts, first run (baseline: dbt build --full-ref
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    lines = ["| size | lines | DAG run | state | DAG run s | baseline s | ratio | sum of task durations |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | lines | DAG run | state | DAG run s | baseline s | ratio | sum of task durations | "
+             "s to the producer / producer / model tasks after it / after them |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for result in results:
         for name, label in RUN_LABELS.items():
             run, base, ratio = result["runs"][name], result["dbt_build"][name], result["ratios"][name]
             seconds = f"{run['seconds']:.1f}" if run["seconds"] else "?"
+            phases = " / ".join(f"{value:.1f}" if value is not None else "?"
+                                for value in (run.get("phases") or {}).values())
             lines.append(f"| {result['size']} | {result['lines']:,} | {label} | {run.get('state', '')} | {seconds} | "
                          f"{base['seconds']:.1f} | {f'{ratio:.2f}x' if ratio else '?'} | "
-                         f"{run.get('task_seconds_sum', '')} |")
+                         f"{run.get('task_seconds_sum', '')} | {phases} |")
         extract = result["runs"]["extract"]
         lines.append(f"| {result['size']} | {result['lines']:,} | winback_nightly_extract | {extract['state']} | "
-                     f"{extract['seconds']:.1f} | | | {extract['task_seconds_sum']:.1f} |")
+                     f"{extract['seconds']:.1f} | | | {extract['task_seconds_sum']:.1f} | |")
     return "\n".join(lines)
 
 
