@@ -21,7 +21,8 @@ Use::
     publish_quarter(dsn, date(2025, 1, 1), result.validation_id, "quarterly publication")
 
 ``run_gates(dsn, "kpi", as_of, quarters, run_id)`` validates several quarters (a backfill)
-the same way, one result each, and renders the Data Docs once for all of them.
+the same way, one result each (two quarters at a time from six on), and renders the Data
+Docs once for all of them.
 
 Every run is stored in ``audit.validation_results`` and rendered into the Data Docs site
 ``<output_dir>/data_docs/index.html``. Great Expectations is imported only when a gate
