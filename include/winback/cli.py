@@ -180,7 +180,7 @@ def build_dbt_docs(settings: Settings) -> Path:
     target = settings.output_dir / "dbt_docs"
     target.mkdir(parents=True, exist_ok=True)
     # As the producers run dbt, from their partial parse: not parsing the project again.
-    primed = cosmos_config.parse_target(settings) / "partial_parse.msgpack"
+    primed = cosmos_config.primed_parse(settings)
     if primed.exists():
         shutil.copyfile(primed, target / primed.name)
     with cosmos_config.producer_profile(settings) as (flags, env):

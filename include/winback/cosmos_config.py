@@ -109,6 +109,11 @@ def parse_target(settings: Settings) -> Path:
     return settings.state_dir / "dbt-parse"
 
 
+def primed_parse(settings: Settings) -> Path:
+    """dbt's partial-parse state :func:`prime_partial_parse` leaves (``partial_parse.msgpack``)."""
+    return parse_target(settings) / "partial_parse.msgpack"
+
+
 def partial_parse_cache(dag_id: str) -> Path:
     """The Cosmos cache folder of a DAG's dbt group (Cosmos: ``<dag_id>__<group_id>``)."""
     from cosmos import cache
@@ -132,7 +137,7 @@ def prime_partial_parse(settings: Settings) -> Path:
     with producer_profile(settings) as (flags, env):
         dbt.run_dbt_env(["parse", *flags, "--target-path", str(target), "--log-path", str(target)], env, target)
     for dag_id in PRODUCER_DAGS:
-        cache._update_partial_parse_cache(target / "partial_parse.msgpack", partial_parse_cache(dag_id))
+        cache._update_partial_parse_cache(primed_parse(settings), partial_parse_cache(dag_id))
     return target
 
 

@@ -148,7 +148,14 @@ def sqlalchemy_url(dsn: str) -> str:
 
 
 # ----------------------------------------------------------------------------- GX plumbing
-def _context(docs_dir: Path, results_dir: Path):
+def _docs_dir() -> Path:
+    """The Data Docs site's folder (its index is ``index.html``)."""
+    return get_settings().output_dir / "data_docs"
+
+
+def _context():
+    """An ephemeral GX context whose validation results are on disk
+    (``<output_dir>/gx/validations``): any context renders every run's pages."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -156,6 +163,7 @@ def _context(docs_dir: Path, results_dir: Path):
         ProgressBarsConfig,
     )
 
+    results_dir = get_settings().output_dir / "gx" / "validations"
     defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
     stores = dict(defaults.stores)
     stores[defaults.validation_results_store_name] = {
@@ -171,7 +179,7 @@ def _context(docs_dir: Path, results_dir: Path):
             "winback": {
                 "class_name": "SiteBuilder",
                 "show_how_to_buttons": False,
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(_docs_dir())},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
                 # Suites live in this package; the site lists validation runs (each page shows
                 # the checks with their results).
@@ -318,16 +326,13 @@ def run_gates(dsn: str, suite: str, as_of: dt.date, quarters: Sequence[dt.date |
     after its own. When one quarter's gate cannot run, the runs before it are still reported
     and recorded, then the error is raised, as in a loop over :func:`run_gate`.
     """
-    settings = get_settings()
-    docs_dir = settings.output_dir / "data_docs"
     runs: list[_Validated] = []
     try:
         runs.extend(_validated_runs(dsn, suite, as_of, quarters, run_id))
     finally:
         pages = [page for run in runs for page in run.pages]
         # The results store is on disk: a new context renders the pages of every process.
-        context = _context(docs_dir, settings.output_dir / "gx" / "validations") if pages else None
-        data_docs = _build_docs(context, pages, docs_dir)
+        data_docs = _build_docs(_context() if pages else None, pages, _docs_dir())
         results = []
         for run in runs:
             with _warehouse_errors(suite, run.result.as_of):
@@ -449,9 +454,6 @@ class _Validated:
 def _validate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | None,
               run_id: str) -> _Validated:
     """One gate run up to its Data Docs (its results are on disk, for any GX context)."""
-    settings = get_settings()
-    docs_dir = settings.output_dir / "data_docs"
-    results_dir = settings.output_dir / "gx" / "validations"
     validation_id = str(uuid.uuid4())
 
     with warehouse.connect(dsn, autocommit=True) as conn:
@@ -483,7 +485,7 @@ def _validate(dsn: str, suite: str, as_of: dt.date, quarter_start: dt.date | Non
             import great_expectations as gx
             from great_expectations.core.run_identifier import RunIdentifier
 
-            context = _context(docs_dir, results_dir)
+            context = _context()
             source = context.data_sources.add_postgres("warehouse", connection_string=sqlalchemy_url(dsn))
             definitions = []
             for asset in run_assets:
