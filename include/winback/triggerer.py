@@ -1,0 +1,133 @@
+"""The deployment's triggerer: ``python -m winback.triggerer [airflow triggerer options]``.
+
+``airflow triggerer`` with two changes for the dbt groups' model tasks, which all start in
+the triggerer at once when their producer's build ends (:mod:`winback.dbt_watch`):
+
+* **the project's trigger is loaded before the trigger runner starts.** The runner is a
+  fork of this process; without this, it imports :mod:`winback.dbt_watch` when the first
+  run's triggers arrive, while they wait (3-4 s on a 2-core machine);
+* **its in-process task execution API is built before the first trigger.** The triggerer
+  answers its triggers' XCom reads through Airflow's task execution API, in process, whose
+  versioned routes Cadwyn generates on the first request: ~3 s of CPU, paid by the first
+  run's model tasks (:func:`prebuild_execution_api`);
+* **one DAG deserialization per DAG version, not one per task.** For a task that starts
+  from a trigger, Airflow (3.3) hands the runner the whole serialized DAG and deserializes
+  it for each task (``TriggerRunner.create_runtime_ti``): 25-75 ms each, one after another,
+  48-62 times per run. :func:`cache_start_from_trigger_dags` keeps the last few DAG versions
+  deserialized. A DAG version's serialization never changes, and the runner only reads
+  the task it takes from it (to build the task's template context), so sharing the
+  deserialized DAG changes nothing but the time. If Airflow's method is not the one this
+  was written against, it is left as it is (a note in the log).
+
+Measured at size S (BENCHMARKS.md): the marts DAG's model tasks ended 1.9 s after their
+triggers loaded, against 2.9 s, and a deployment's first run no longer pays the imports
+and the API's build.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from collections import OrderedDict
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# DAG versions kept deserialized (the marts and the quarterly DAG, a new version or two each).
+CACHED_DAG_VERSIONS = 8
+# ``TriggerRunner.create_runtime_ti``'s parameters, as :func:`cached_create_runtime_ti` copies it.
+_EXPECTED_PARAMETERS = ("task_instance", "encoded_dag", "dag_run_data")
+
+
+def cached_create_runtime_ti(deserialize: Any, cache_size: int = CACHED_DAG_VERSIONS):
+    """Airflow's ``TriggerRunner.create_runtime_ti`` (3.3) with the DAG deserialized once per
+    DAG version (``(dag_id, dag_version_id)``, the last ``cache_size`` versions kept):
+    ``deserialize`` turns a serialized DAG into a DAG (Airflow's ``DagSerialization.from_dict``)."""
+    dags: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    def create_runtime_ti(cls, task_instance: Any, encoded_dag: dict, dag_run_data: dict) -> Any:
+        from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DRDataModel
+        from airflow.sdk.api.datamodels._generated import TIRunContext
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        key = (task_instance.dag_id, str(task_instance.dag_version_id))
+        dag = dags.get(key)
+        if dag is None:
+            dag = dags[key] = deserialize(encoded_dag)
+            while len(dags) > cache_size:
+                dags.popitem(last=False)
+        else:
+            dags.move_to_end(key)
+        task = dag.get_task(task_instance.task_id)
+        return RuntimeTaskInstance.model_construct(
+            **task_instance.model_dump(exclude_unset=True),
+            task=task,
+            _ti_context_from_server=TIRunContext.model_construct(
+                dag_run=DRDataModel(**dag_run_data),
+                max_tries=task.retries,
+            ),
+        )
+
+    return create_runtime_ti
+
+
+def cache_start_from_trigger_dags() -> bool:
+    """Install :func:`cached_create_runtime_ti` on Airflow's trigger runner, in this process
+    (and the runner forked from it); ``False`` when Airflow's method is not the expected one."""
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    original = inspect.getattr_static(TriggerRunner, "create_runtime_ti")
+    if getattr(original, "__func__", None) is not None and getattr(original.__func__, "winback_cached", False):
+        return True
+    parameters = tuple(inspect.signature(TriggerRunner.create_runtime_ti).parameters)
+    if not isinstance(original, classmethod) or parameters != _EXPECTED_PARAMETERS:
+        log.warning("TriggerRunner.create_runtime_ti is not the one winback.triggerer expects %s: "
+                    "left as it is (a DAG deserialized per start-from-trigger task)", parameters)
+        return False
+    replacement = functools.wraps(original.__func__)(cached_create_runtime_ti(DagSerialization.from_dict))
+    replacement.winback_cached = True
+    TriggerRunner.create_runtime_ti = classmethod(replacement)
+    return True
+
+
+def prebuild_execution_api() -> bool:
+    """Build the triggerer's in-process task execution API now, routes included, and have the
+    triggerer use that one (it builds one, once, when its first trigger reads an XCom);
+    ``False`` when Airflow or Cadwyn are not the ones this was written against."""
+    from airflow.jobs import triggerer_job_runner
+
+    build = getattr(triggerer_job_runner, "in_process_api_server", None)
+    if build is None or getattr(build, "winback_prebuilt", False):
+        return build is not None
+    api = build()
+    initialize = getattr(api.app, "_cadwyn_initialize", None)
+    if initialize is None or not hasattr(api.app, "_cadwyn_initialized"):
+        log.warning("the task execution API is not a Cadwyn app as winback.triggerer expects: left as it is")
+        return False
+    if not api.app._cadwyn_initialized:
+        initialize()
+
+    def prebuilt() -> Any:
+        return api
+
+    prebuilt.winback_prebuilt = True
+    triggerer_job_runner.in_process_api_server = prebuilt
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    from airflow.__main__ import main as airflow_main
+
+    import winback.dbt_watch  # noqa: F401 (the trigger class, loaded before the runner forks)
+
+    cache_start_from_trigger_dags()
+    prebuild_execution_api()
+    sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]
+    airflow_main()
+
+
+if __name__ == "__main__":
+    main()

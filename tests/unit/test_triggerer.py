@@ -1,0 +1,146 @@
+"""winback.triggerer: the deployment's triggerer reads each DAG version once and builds its
+execution API before the first trigger, without changing what a trigger is given."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def serialized_dag() -> dict:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    with DAG("triggered", schedule=None, start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) as dag:
+        EmptyOperator(task_id="first", retries=2) >> EmptyOperator(task_id="second", retries=5)
+    return DagSerialization.to_dict(dag)
+
+
+def _task_instance(task_id: str, version: uuid.UUID):
+    from airflow.executors.workloads.task import TaskInstanceDTO
+
+    return TaskInstanceDTO(id=uuid.uuid4(), task_id=task_id, dag_id="triggered", run_id="manual__1",
+                           try_number=1, dag_version_id=version, map_index=-1, pool_slots=1, queue="default",
+                           priority_weight=1)
+
+
+RUN = {"dag_id": "triggered", "run_id": "manual__1", "logical_date": None, "data_interval_start": None,
+       "data_interval_end": None, "run_after": dt.datetime(2025, 1, 2, tzinfo=dt.UTC),
+       "start_date": dt.datetime(2025, 1, 2, tzinfo=dt.UTC), "clear_number": 0, "run_type": "manual",
+       "state": "running", "conf": {"as_of": "2025-01-01"}, "consumed_asset_events": [],
+       "partition_key": None, "end_date": None}
+
+
+def test_the_cached_runtime_task_instance_is_airflows(serialized_dag):
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from winback.triggerer import cached_create_runtime_ti
+
+    create = cached_create_runtime_ti(DagSerialization.from_dict)
+    version = uuid.uuid4()
+    for task_id in ("first", "second"):
+        ti = _task_instance(task_id, version)
+        ours = create(TriggerRunner, ti, serialized_dag, RUN)
+        airflows = TriggerRunner.create_runtime_ti.__func__(TriggerRunner, ti, serialized_dag, RUN)
+        assert ours.task.task_id == airflows.task.task_id == task_id
+        for field in ("id", "task_id", "dag_id", "run_id", "try_number", "map_index", "dag_version_id"):
+            assert getattr(ours, field) == getattr(airflows, field) == getattr(ti, field), field
+        assert ours._ti_context_from_server.max_tries == airflows._ti_context_from_server.max_tries
+        assert ours._ti_context_from_server.dag_run == airflows._ti_context_from_server.dag_run
+        context = ours.get_template_context()  # what the triggerer renders a trigger's fields with
+        assert context["task"].task_id == task_id and context["dag_run"].conf == {"as_of": "2025-01-01"}
+
+
+def test_one_deserialization_per_dag_version_and_the_oldest_version_dropped(serialized_dag):
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from winback.triggerer import cached_create_runtime_ti
+
+    calls = []
+
+    def deserialize(encoded):
+        calls.append(encoded)
+        return DagSerialization.from_dict(encoded)
+
+    create = cached_create_runtime_ti(deserialize, cache_size=2)
+    one, two, three = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for version in (one, one, two, one, two):
+        create(TriggerRunner, _task_instance("second", version), serialized_dag, RUN)
+    assert len(calls) == 2
+    create(TriggerRunner, _task_instance("first", three), serialized_dag, RUN)  # drops `one`, the oldest used
+    create(TriggerRunner, _task_instance("first", two), serialized_dag, RUN)
+    assert len(calls) == 3
+    create(TriggerRunner, _task_instance("first", one), serialized_dag, RUN)
+    assert len(calls) == 4
+
+
+def test_installed_on_the_trigger_runner_once():
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from winback.triggerer import cache_start_from_trigger_dags
+
+    before = TriggerRunner.__dict__["create_runtime_ti"]
+    try:
+        assert cache_start_from_trigger_dags() is True
+        installed = TriggerRunner.__dict__["create_runtime_ti"]
+        assert installed is not before and installed.__func__.winback_cached
+        assert cache_start_from_trigger_dags() is True
+        assert TriggerRunner.__dict__["create_runtime_ti"] is installed
+    finally:
+        TriggerRunner.create_runtime_ti = before
+
+
+def test_left_alone_when_airflows_method_changed(monkeypatch):
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from winback.triggerer import cache_start_from_trigger_dags
+
+    def create_runtime_ti(cls, task_instance, encoded_dag, dag_run_data, extra):
+        raise AssertionError("not called here")
+
+    changed = classmethod(create_runtime_ti)
+    monkeypatch.setattr(TriggerRunner, "create_runtime_ti", changed)
+    assert cache_start_from_trigger_dags() is False
+    assert TriggerRunner.__dict__["create_runtime_ti"] is changed
+
+
+def test_the_execution_api_is_built_once_routes_included(monkeypatch):
+    from airflow.jobs import triggerer_job_runner
+
+    from winback.triggerer import prebuild_execution_api
+
+    built = []
+    original = triggerer_job_runner.in_process_api_server
+
+    def counting():
+        built.append(original())
+        return built[-1]
+
+    monkeypatch.setattr(triggerer_job_runner, "in_process_api_server", counting)
+    assert prebuild_execution_api() is True
+    assert len(built) == 1 and built[0].app._cadwyn_initialized
+    assert triggerer_job_runner.in_process_api_server() is built[0]
+    assert triggerer_job_runner.in_process_api_server() is built[0]
+    assert prebuild_execution_api() is True and len(built) == 1
+
+
+def test_the_deployment_and_the_compose_file_run_the_same_triggerer_and_scheduling_options():
+    from winback.deployment import SCHEDULING_OPTIONS, component_commands
+
+    assert component_commands("local")["triggerer"][1:3] == ["-m", "winback.triggerer"]
+    compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yaml").read_text())
+    assert compose["services"]["airflow-triggerer"]["command"].split()[:3] == ["python", "-m", "winback.triggerer"]
+    environment = compose["x-airflow-common"]["environment"]
+    for section, options in SCHEDULING_OPTIONS.items():
+        for option, value in options.items():
+            assert environment[f"AIRFLOW__{section.upper()}__{option.upper()}"] == value, (section, option)
