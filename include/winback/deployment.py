@@ -253,8 +253,12 @@ def component_commands(executor: str) -> dict[str, list[str]]:
         "triggerer": [sys.executable, "-m", "winback.triggerer", "--skip-serve-logs"],
         "api-server": [airflow, "api-server"],
     }
+    # The component that forks the tasks starts with their libraries imported (winback.preloaded).
+    preloaded = [sys.executable, "-m", "winback.preloaded"]
     if executor == "celery":
-        commands["celery-worker"] = [airflow, "celery", "worker", "--skip-serve-logs"]
+        commands["celery-worker"] = [*preloaded, "celery", "worker", "--skip-serve-logs"]
+    else:
+        commands["scheduler"] = [*preloaded, "scheduler", "--skip-serve-logs"]
     return commands
 
 

@@ -1,5 +1,7 @@
-"""winback.triggerer: the deployment's triggerer reads each DAG version once and builds its
-execution API before the first trigger, without changing what a trigger is given."""
+"""The deployment's components: the triggerer reads each DAG version once and builds its
+execution API before the first trigger, without changing what a trigger is given
+(winback.triggerer); the component that forks the tasks has their libraries imported
+(winback.preloaded); the Docker stack runs the same."""
 
 from __future__ import annotations
 
@@ -134,13 +136,46 @@ def test_the_execution_api_is_built_once_routes_included(monkeypatch):
     assert prebuild_execution_api() is True and len(built) == 1
 
 
-def test_the_deployment_and_the_compose_file_run_the_same_triggerer_and_scheduling_options():
+def test_the_deployment_and_the_compose_file_run_the_same_components_and_scheduling_options():
     from winback.deployment import SCHEDULING_OPTIONS, component_commands
 
-    assert component_commands("local")["triggerer"][1:3] == ["-m", "winback.triggerer"]
+    local, celery = component_commands("local"), component_commands("celery")
+    assert local["triggerer"][1:3] == celery["triggerer"][1:3] == ["-m", "winback.triggerer"]
+    assert local["scheduler"][1:] == ["-m", "winback.preloaded", "scheduler", "--skip-serve-logs"]
+    assert celery["celery-worker"][1:5] == ["-m", "winback.preloaded", "celery", "worker"]
     compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yaml").read_text())
-    assert compose["services"]["airflow-triggerer"]["command"].split()[:3] == ["python", "-m", "winback.triggerer"]
+    services = compose["services"]
+    assert services["airflow-triggerer"]["command"].split() == ["python", "-m", "winback.triggerer"]
+    assert services["airflow-worker"]["command"].split() == ["python", "-m", "winback.preloaded", "celery", "worker"]
     environment = compose["x-airflow-common"]["environment"]
     for section, options in SCHEDULING_OPTIONS.items():
         for option, value in options.items():
             assert environment[f"AIRFLOW__{section.upper()}__{option.upper()}"] == value, (section, option)
+
+
+def test_preloading_imports_the_modules_and_refuses_one_that_starts_a_thread(tmp_path, monkeypatch):
+    import sys
+
+    from winback.preloaded import TASK_MODULES, preload
+
+    (tmp_path / "quiet_module.py").write_text("VALUE = 1\n")
+    (tmp_path / "threaded_module.py").write_text(
+        "import threading\nEVENT = threading.Event()\n"
+        "threading.Thread(target=EVENT.wait, name='left-running', daemon=True).start()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    preload(("quiet_module",))
+    assert "quiet_module" in sys.modules
+    with pytest.raises(RuntimeError, match="left-running"):
+        preload(("threaded_module",))
+    sys.modules["threaded_module"].EVENT.set()
+    assert "great_expectations" in TASK_MODULES and "dbt.cli.main" in TASK_MODULES
+
+
+def test_the_tasks_libraries_import_without_starting_a_thread():
+    """In a fresh interpreter, as the scheduler or the Celery worker starts."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from winback.preloaded import preload; preload(); print('ok')"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
