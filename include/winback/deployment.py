@@ -246,19 +246,19 @@ def write_connections(home: Path, connections: dict[str, str]) -> Path:
 # ----------------------------------------------------------------------------- processes
 def component_commands(executor: str) -> dict[str, list[str]]:
     airflow = airflow_bin()
+    # The component that forks the tasks (the scheduler's LocalExecutor, or the Celery
+    # worker) starts with their libraries imported (winback.preloaded).
+    preloaded = [sys.executable, "-m", "winback.preloaded"]
+    celery = executor == "celery"
     commands = {
-        "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+        "scheduler": [*([airflow] if celery else preloaded), "scheduler", "--skip-serve-logs"],
         "dag-processor": [airflow, "dag-processor"],
         # airflow triggerer, the project's trigger preloaded and its DAGs read once per version
         "triggerer": [sys.executable, "-m", "winback.triggerer", "--skip-serve-logs"],
         "api-server": [airflow, "api-server"],
     }
-    # The component that forks the tasks starts with their libraries imported (winback.preloaded).
-    preloaded = [sys.executable, "-m", "winback.preloaded"]
-    if executor == "celery":
+    if celery:
         commands["celery-worker"] = [*preloaded, "celery", "worker", "--skip-serve-logs"]
-    else:
-        commands["scheduler"] = [*preloaded, "scheduler", "--skip-serve-logs"]
     return commands
 
 

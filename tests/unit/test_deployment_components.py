@@ -143,6 +143,7 @@ def test_the_deployment_and_the_compose_file_run_the_same_components_and_schedul
     assert local["triggerer"][1:3] == celery["triggerer"][1:3] == ["-m", "winback.triggerer"]
     assert local["scheduler"][1:] == ["-m", "winback.preloaded", "scheduler", "--skip-serve-logs"]
     assert celery["celery-worker"][1:5] == ["-m", "winback.preloaded", "celery", "worker"]
+    assert celery["scheduler"][1:] == ["scheduler", "--skip-serve-logs"]  # forks no task under Celery
     compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yaml").read_text())
     services = compose["services"]
     assert services["airflow-triggerer"]["command"].split() == ["python", "-m", "winback.triggerer"]
