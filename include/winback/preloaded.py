@@ -20,8 +20,9 @@ import sys
 import threading
 
 # What the tasks import at run time, the heaviest first: dbt in the producers (Cosmos'
-# in-process dbt runner), Great Expectations in the gates.
-TASK_MODULES = ("dbt.cli.main", "dbt.adapters.postgres", "great_expectations", "winback.quality.gate")
+# in-process dbt runner), Great Expectations in the gates. Libraries only: the project's
+# own modules stay imported by each task, so an edit reaches the next task without a restart.
+TASK_MODULES = ("dbt.cli.main", "dbt.adapters.postgres", "great_expectations")
 
 
 def preload(modules: tuple[str, ...] = TASK_MODULES) -> None:

@@ -1,6 +1,6 @@
 """The deployment's triggerer: ``python -m winback.triggerer [airflow triggerer options]``.
 
-``airflow triggerer`` with two changes for the dbt groups' model tasks, which all start in
+``airflow triggerer`` with three changes for the dbt groups' model tasks, which all start in
 the triggerer at once when their producer's build ends (:mod:`winback.dbt_watch`):
 
 * **the project's trigger is loaded before the trigger runner starts.** The runner is a
@@ -10,14 +10,15 @@ the triggerer at once when their producer's build ends (:mod:`winback.dbt_watch`
   answers its triggers' XCom reads through Airflow's task execution API, in process, whose
   versioned routes Cadwyn generates on the first request: ~3 s of CPU, paid by the first
   run's model tasks (:func:`prebuild_execution_api`);
-* **one DAG deserialization per DAG version, not one per task.** For a task that starts
+* **one DAG deserialization per serialized DAG, not one per task.** For a task that starts
   from a trigger, Airflow (3.3) hands the runner the whole serialized DAG and deserializes
   it for each task (``TriggerRunner.create_runtime_ti``): 25-75 ms each, one after another,
-  48-62 times per run. :func:`cache_start_from_trigger_dags` keeps the last few DAG versions
-  deserialized. A DAG version's serialization never changes, and the runner only reads
-  the task it takes from it (to build the task's template context), so sharing the
-  deserialized DAG changes nothing but the time. If Airflow's method is not the one this
-  was written against, it is left as it is (a note in the log).
+  48-62 times per run. :func:`cache_start_from_trigger_dags` keeps the last few serialized
+  DAGs deserialized, by their content (the DAG Airflow hands over is the run's version,
+  not always the task's). The runner only reads the task it takes from the DAG (to build
+  the task's template context, which copies the params), so sharing the deserialized DAG
+  changes nothing but the time. Only Airflow's method as this copies it is replaced (its
+  source's hash is checked); any other is left as it is, with a note in the log.
 
 Measured at size S (BENCHMARKS.md): the marts DAG's model tasks ended 1.9 s after their
 triggers loaded, against 2.9 s, and a deployment's first run no longer pays the imports
@@ -27,7 +28,9 @@ and the API's build.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import json
 import logging
 import sys
 from collections import OrderedDict
@@ -35,16 +38,24 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# DAG versions kept deserialized (the marts and the quarterly DAG, a new version or two each).
-CACHED_DAG_VERSIONS = 8
-# ``TriggerRunner.create_runtime_ti``'s parameters, as :func:`cached_create_runtime_ti` copies it.
-_EXPECTED_PARAMETERS = ("task_instance", "encoded_dag", "dag_run_data")
+# Serialized DAGs kept deserialized (the marts and the quarterly DAG, a new version or two each).
+CACHED_DAGS = 8
+# The source of ``TriggerRunner.create_runtime_ti`` in Airflow 3.3.2, which
+# :func:`cached_create_runtime_ti` copies (sha256): another source is not replaced.
+_AIRFLOW_METHOD_SHA256 = "af65ff8b8d100ff63424f82ad4bf92d4b5e5c8e1f9082486892b8615949aa192"
 
 
-def cached_create_runtime_ti(deserialize: Any, cache_size: int = CACHED_DAG_VERSIONS):
-    """Airflow's ``TriggerRunner.create_runtime_ti`` (3.3) with the DAG deserialized once per
-    DAG version (``(dag_id, dag_version_id)``, the last ``cache_size`` versions kept):
-    ``deserialize`` turns a serialized DAG into a DAG (Airflow's ``DagSerialization.from_dict``)."""
+def _content_key(dag_id: str, encoded_dag: dict) -> tuple[str, str]:
+    """A serialized DAG's identity: its DAG id and a hash of its content (~2 ms for the
+    quarterly DAG, against 25-75 ms to deserialize it)."""
+    content = json.dumps(encoded_dag, sort_keys=True, default=str).encode()
+    return dag_id, hashlib.sha256(content).hexdigest()
+
+
+def cached_create_runtime_ti(deserialize: Any, cache_size: int = CACHED_DAGS):
+    """Airflow's ``TriggerRunner.create_runtime_ti`` (3.3.2) with each serialized DAG
+    deserialized once (by content, the last ``cache_size`` kept): ``deserialize`` turns a
+    serialized DAG into a DAG (Airflow's ``DagSerialization.from_dict``)."""
     dags: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     def create_runtime_ti(cls, task_instance: Any, encoded_dag: dict, dag_run_data: dict) -> Any:
@@ -52,7 +63,7 @@ def cached_create_runtime_ti(deserialize: Any, cache_size: int = CACHED_DAG_VERS
         from airflow.sdk.api.datamodels._generated import TIRunContext
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-        key = (task_instance.dag_id, str(task_instance.dag_version_id))
+        key = _content_key(task_instance.dag_id, encoded_dag)
         dag = dags.get(key)
         if dag is None:
             dag = dags[key] = deserialize(encoded_dag)
@@ -80,12 +91,13 @@ def cache_start_from_trigger_dags() -> bool:
     from airflow.serialization.serialized_objects import DagSerialization
 
     original = inspect.getattr_static(TriggerRunner, "create_runtime_ti")
-    if getattr(original, "__func__", None) is not None and getattr(original.__func__, "winback_cached", False):
+    function = getattr(original, "__func__", None)
+    if getattr(function, "winback_cached", False):
         return True
-    parameters = tuple(inspect.signature(TriggerRunner.create_runtime_ti).parameters)
-    if not isinstance(original, classmethod) or parameters != _EXPECTED_PARAMETERS:
-        log.warning("TriggerRunner.create_runtime_ti is not the one winback.triggerer expects %s: "
-                    "left as it is (a DAG deserialized per start-from-trigger task)", parameters)
+    source = inspect.getsource(function) if isinstance(original, classmethod) else ""
+    if hashlib.sha256(source.encode()).hexdigest() != _AIRFLOW_METHOD_SHA256:
+        log.warning("TriggerRunner.create_runtime_ti is not Airflow 3.3.2's, which winback.triggerer copies: "
+                    "left as it is (a DAG deserialized per start-from-trigger task)")
         return False
     replacement = functools.wraps(original.__func__)(cached_create_runtime_ti(DagSerialization.from_dict))
     replacement.winback_cached = True
@@ -102,13 +114,13 @@ def prebuild_execution_api() -> bool:
     build = getattr(triggerer_job_runner, "in_process_api_server", None)
     if build is None or getattr(build, "winback_prebuilt", False):
         return build is not None
-    api = build()
-    initialize = getattr(api.app, "_cadwyn_initialize", None)
-    if initialize is None or not hasattr(api.app, "_cadwyn_initialized"):
-        log.warning("the task execution API is not a Cadwyn app as winback.triggerer expects: left as it is")
+    try:
+        api = build()
+        if api.app._cadwyn_initialized is False:
+            api.app._cadwyn_initialize()
+    except Exception as error:  # noqa: BLE001 (best effort: the triggerer builds it on first use)
+        log.warning("the triggerer's execution API could not be built ahead (%s): left to its first use", error)
         return False
-    if not api.app._cadwyn_initialized:
-        initialize()
 
     def prebuilt() -> Any:
         return api

@@ -15,15 +15,20 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def serialized_dag() -> dict:
+def _serialized(first_retries: int = 2) -> dict:
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
 
-    with DAG("triggered", schedule=None, start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) as dag:
-        EmptyOperator(task_id="first", retries=2) >> EmptyOperator(task_id="second", retries=5)
+    with DAG("triggered", schedule=None, start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+             params={"as_of": "2025-01-01"}) as dag:
+        EmptyOperator(task_id="first", retries=first_retries) >> EmptyOperator(task_id="second", retries=5)
     return DagSerialization.to_dict(dag)
+
+
+@pytest.fixture(scope="module")
+def serialized_dag() -> dict:
+    return _serialized()
 
 
 def _task_instance(task_id: str, version: uuid.UUID):
@@ -58,11 +63,16 @@ def test_the_cached_runtime_task_instance_is_airflows(serialized_dag):
             assert getattr(ours, field) == getattr(airflows, field) == getattr(ti, field), field
         assert ours._ti_context_from_server.max_tries == airflows._ti_context_from_server.max_tries
         assert ours._ti_context_from_server.dag_run == airflows._ti_context_from_server.dag_run
-        context = ours.get_template_context()  # what the triggerer renders a trigger's fields with
-        assert context["task"].task_id == task_id and context["dag_run"].conf == {"as_of": "2025-01-01"}
+        ours_context, airflows_context = ours.get_template_context(), airflows.get_template_context()
+        assert set(ours_context) == set(airflows_context)
+        assert {"run_id", "params", "task_instance"} <= set(ours_context)
+        for key in sorted(set(ours_context) & {"run_id", "ts", "params", "inlets", "outlets", "map_index_template"}):
+            assert str(ours_context[key]) == str(airflows_context[key]), key
+        assert ours_context["task"].task_id == airflows_context["task"].task_id == task_id
+        assert ours_context["dag_run"].conf == airflows_context["dag_run"].conf == {"as_of": "2025-01-01"}
 
 
-def test_one_deserialization_per_dag_version_and_the_oldest_version_dropped(serialized_dag):
+def test_one_deserialization_per_serialized_dag_and_the_least_recent_dropped():
     from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.serialization.serialized_objects import DagSerialization
 
@@ -75,14 +85,20 @@ def test_one_deserialization_per_dag_version_and_the_oldest_version_dropped(seri
         return DagSerialization.from_dict(encoded)
 
     create = cached_create_runtime_ti(deserialize, cache_size=2)
-    one, two, three = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for version in (one, one, two, one, two):
-        create(TriggerRunner, _task_instance("second", version), serialized_dag, RUN)
+    one, two, three = _serialized(1), _serialized(2), _serialized(3)
+    version = uuid.uuid4()  # the task's version: the DAG handed over decides, not it
+    for encoded in (one, two, one, two):
+        create(TriggerRunner, _task_instance("second", version), encoded, RUN)
     assert len(calls) == 2
-    create(TriggerRunner, _task_instance("first", three), serialized_dag, RUN)  # drops `one`, the oldest used
-    create(TriggerRunner, _task_instance("first", two), serialized_dag, RUN)
+    # The same content under another task version: no new deserialization.
+    create(TriggerRunner, _task_instance("second", uuid.uuid4()), dict(two), RUN)
+    assert len(calls) == 2
+    # New content under the same task version: deserialized, and its own task is given.
+    made = create(TriggerRunner, _task_instance("first", version), three, RUN)  # drops `one`
+    assert len(calls) == 3 and made.task.retries == 3 and made._ti_context_from_server.max_tries == 3
+    create(TriggerRunner, _task_instance("first", version), two, RUN)
     assert len(calls) == 3
-    create(TriggerRunner, _task_instance("first", one), serialized_dag, RUN)
+    assert create(TriggerRunner, _task_instance("first", version), one, RUN).task.retries == 1
     assert len(calls) == 4
 
 
@@ -170,6 +186,8 @@ def test_preloading_imports_the_modules_and_refuses_one_that_starts_a_thread(tmp
         preload(("threaded_module",))
     sys.modules["threaded_module"].EVENT.set()
     assert "great_expectations" in TASK_MODULES and "dbt.cli.main" in TASK_MODULES
+    # Libraries only: the project's own code is imported by each task, edits reach it.
+    assert not any(module.split(".")[0] == "winback" for module in TASK_MODULES)
 
 
 def test_the_tasks_libraries_import_without_starting_a_thread():
