@@ -253,7 +253,7 @@ def component_commands(executor: str) -> dict[str, list[str]]:
     commands = {
         "scheduler": [*([airflow] if celery else preloaded), "scheduler", "--skip-serve-logs"],
         "dag-processor": [airflow, "dag-processor"],
-        # airflow triggerer, the project's trigger preloaded and its DAGs read once per version
+        # airflow triggerer, the project's trigger preloaded and each serialized DAG read once
         "triggerer": [sys.executable, "-m", "winback.triggerer", "--skip-serve-logs"],
         "api-server": [airflow, "api-server"],
     }

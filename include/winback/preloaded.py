@@ -36,12 +36,17 @@ def preload(modules: tuple[str, ...] = TASK_MODULES) -> None:
         raise RuntimeError(f"preloading {modules} started threads {started}: not safe to fork from")
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_airflow(args: list[str], modules: tuple[str, ...] = TASK_MODULES) -> None:
+    """``airflow <args>`` in this process, ``modules`` preloaded first (:func:`preload`)."""
     from airflow.__main__ import main as airflow_main
 
-    preload()
-    sys.argv = ["airflow", *(sys.argv[1:] if argv is None else argv)]
+    preload(modules)
+    sys.argv = ["airflow", *args]
     airflow_main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_airflow(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -131,14 +131,12 @@ def prebuild_execution_api() -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from airflow.__main__ import main as airflow_main
-
-    import winback.dbt_watch  # noqa: F401 (the trigger class, loaded before the runner forks)
+    from winback.preloaded import run_airflow
 
     cache_start_from_trigger_dags()
     prebuild_execution_api()
-    sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]
-    airflow_main()
+    # The trigger class, loaded before the runner forks.
+    run_airflow(["triggerer", *(sys.argv[1:] if argv is None else argv)], modules=("winback.dbt_watch",))
 
 
 if __name__ == "__main__":

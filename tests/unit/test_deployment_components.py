@@ -1,4 +1,4 @@
-"""The deployment's components: the triggerer reads each DAG version once and builds its
+"""The deployment's components: the triggerer reads each serialized DAG once and builds its
 execution API before the first trigger, without changing what a trigger is given
 (winback.triggerer); the component that forks the tasks has their libraries imported
 (winback.preloaded); the Docker stack runs the same."""
