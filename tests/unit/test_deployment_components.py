@@ -1,6 +1,6 @@
-"""The deployment's components: the triggerer reads each serialized DAG once and builds its
-execution API before the first trigger, without changing what a trigger is given
-(winback.triggerer); the component that forks the tasks has their libraries imported
+"""The deployment's components: the triggerer reads each serialized DAG once, builds its
+execution API before the first trigger and loops with a shorter pause, without changing
+what a trigger is given or what its loop does (winback.triggerer); the component that forks the tasks has their libraries imported
 (winback.preloaded); the Docker stack runs the same."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -130,6 +131,97 @@ def test_left_alone_when_airflows_method_changed(monkeypatch):
     monkeypatch.setattr(TriggerRunner, "create_runtime_ti", changed)
     assert cache_start_from_trigger_dags() is False
     assert TriggerRunner.__dict__["create_runtime_ti"] is changed
+
+
+class _RecordingRunner:
+    """What ``TriggerRunner.arun`` drives, recorded: the rounds of the loop, ``rounds`` of them."""
+
+    def __init__(self, rounds: int) -> None:
+        import logging
+
+        self.rounds, self.stop, self.triggers, self.calls = rounds, False, {}, []
+        self.log = logging.getLogger("recording-runner")
+        self.comms_decoder = SimpleNamespace(_reader_task=None)
+        self._shared_streams = SimpleNamespace(stop_all=self._stop_all)
+
+    async def init_comms(self):
+        import asyncio
+
+        self.calls.append("init_comms")
+        self.comms_decoder._reader_task = asyncio.ensure_future(asyncio.sleep(3600))
+
+    async def block_watchdog(self):
+        import asyncio
+
+        while not self.stop:
+            await asyncio.sleep(0.01)
+
+    async def cleanup_finished_triggers(self):
+        self.calls.append("cleanup_finished_triggers")
+        return [len(self.calls)]
+
+    async def sync_state_to_supervisor(self, finished_ids):
+        self.calls.append(("sync_state_to_supervisor", finished_ids))
+
+    async def create_triggers(self):
+        self.calls.append("create_triggers")
+
+    async def cancel_triggers(self):
+        self.calls.append("cancel_triggers")
+        self.rounds -= 1
+        self.stop = self.rounds == 0
+
+    async def _stop_all(self):
+        self.calls.append("stop_all")
+
+
+def _rounds_of(arun, monkeypatch) -> tuple[list, list[float]]:
+    """The calls and pauses of three rounds of a runner loop (the pauses cut short)."""
+    import asyncio
+
+    import anyio
+
+    pauses, move_on_after = [], anyio.move_on_after
+
+    def recorded(delay, *args, **kwargs):
+        pauses.append(delay)
+        return move_on_after(0, *args, **kwargs)
+
+    runner = _RecordingRunner(rounds=3)
+    with monkeypatch.context() as patched:
+        patched.setattr(anyio, "move_on_after", recorded)
+        asyncio.run(arun(runner))
+    return runner.calls, pauses
+
+
+def test_the_runner_loop_is_airflows_with_a_shorter_pause(monkeypatch):
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from winback.triggerer import runner_loop
+
+    airflows_calls, airflows_pauses = _rounds_of(TriggerRunner.arun, monkeypatch)
+    ours_calls, ours_pauses = _rounds_of(runner_loop(0.2), monkeypatch)
+    assert ours_calls == airflows_calls
+    assert airflows_calls.count("create_triggers") == 3 and airflows_calls[-1] == "stop_all"
+    assert airflows_pauses == [1, 1, 1] and ours_pauses == [0.2, 0.2, 0.2]
+
+
+def test_the_runner_loop_installed_once_and_left_alone_when_airflows_changed(monkeypatch):
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from winback.triggerer import RUNNER_PAUSE_SECONDS, quicker_runner_loop
+
+    monkeypatch.setattr(TriggerRunner, "arun", TriggerRunner.arun)  # restored after the test
+    assert quicker_runner_loop() is True
+    installed = TriggerRunner.arun
+    assert installed.winback_pause_seconds == RUNNER_PAUSE_SECONDS < 1
+    assert quicker_runner_loop() is True and TriggerRunner.arun is installed
+
+    async def arun(self):
+        raise AssertionError("not called here")
+
+    monkeypatch.setattr(TriggerRunner, "arun", arun)
+    assert quicker_runner_loop() is False and TriggerRunner.arun is arun
 
 
 def test_the_execution_api_is_built_once_routes_included(monkeypatch):
