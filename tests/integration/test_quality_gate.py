@@ -425,6 +425,24 @@ def test_raw_corruption_fails_the_raw_gate(corruption, wh):
     assert reporting_snapshot(wh) == before
 
 
+@pytest.mark.parametrize(("newest_load", "warns"), [
+    ("timestamptz '2025-03-20 02:00+00'", True),  # loads stopped before D - 3 days
+    ("timestamptz '2025-04-02 02:00+00'", False),  # within 3 days of D, before the last passed gate
+    ("now()", False),  # delivered since the last passed gate: found without reading every row
+])
+def test_loaded_recently_judges_the_newest_load(newest_load, warns, wh):
+    name = "sales_lines.loaded_recently"
+    execute(wh, "update raw.sales_lines set _loaded_at = timestamptz '2025-03-01 02:00+00'",
+            f"update raw.sales_lines set _loaded_at = {newest_load} where line_id = {_some_line('true')}")
+
+    result = run_gate(wh, "raw", AS_OF, None, "test-loaded-recently")
+
+    assert (name in result.failed_warning) is warns, result.message
+    if warns:
+        assert result.observed[name]["rows"] == [
+            {"latest_loaded_at": "2025-03-20T02:00:00+00:00", "as_of": AS_OF.isoformat()}]
+
+
 def test_row_rules_judge_the_rows_delivered_since_the_last_passed_gate(wh):
     sign = "sales_lines.amount_sign_matches_quantity"
     (line,) = one(wh, f"select {_some_line('quantity > 0')}")

@@ -163,7 +163,7 @@ def count_unknown_keys(conn: psycopg.Connection, entity: Entity, bulk_rows: int)
 
 
 def summarize_brin(conn: psycopg.Connection, entity: Entity) -> None:
-    """Summarize the page ranges this load filled in the table's BRIN index (_loaded_at).
+    """Summarize the page ranges this load filled in the table's BRIN index (its time columns).
 
     The nightly dbt run finds the rows delivered since its last run through that index;
     ranges nobody summarized yet (autovacuum does it later) are read whole, which after a

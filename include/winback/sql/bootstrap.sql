@@ -49,9 +49,13 @@ create table if not exists raw.sales_lines (
 );
 -- No B-tree beyond the key on purpose: raw is written in bulk every night and read in
 -- bulk by dbt; each extra B-tree would cost the nightly load more than it saves the
--- reads. The one exception is a BRIN index on _loaded_at (a few pages, next to free to
--- maintain): the nightly dbt run reads only the rows delivered since its last run.
-create index if not exists sales_lines_loaded_at on raw.sales_lines using brin (_loaded_at);
+-- reads. The one exception is a BRIN index (a few pages, next to free to maintain) on the
+-- three dates rows arrive in order of: _loaded_at (the nightly dbt run reads only the rows
+-- delivered since its last run), order_date and updated_at (the raw gate's checks of the
+-- last days: at 10 M lines each read the whole table, twice, ~13 s a night). One index of
+-- three columns: a first load builds it in one pass over the table.
+drop index if exists raw.sales_lines_loaded_at;
+create index if not exists sales_lines_arrival on raw.sales_lines using brin (_loaded_at, order_date, updated_at);
 
 create table if not exists raw.clients (
     client_id            text primary key,
