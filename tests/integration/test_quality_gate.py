@@ -425,15 +425,23 @@ def test_raw_corruption_fails_the_raw_gate(corruption, wh):
     assert reporting_snapshot(wh) == before
 
 
+@pytest.mark.parametrize("mark", ["now", "before D - 3 days", "no passed gate"])
 @pytest.mark.parametrize(("newest_load", "warns"), [
     ("timestamptz '2025-03-20 02:00+00'", True),  # loads stopped before D - 3 days
-    ("timestamptz '2025-04-02 02:00+00'", False),  # within 3 days of D, before the last passed gate
-    ("now()", False),  # delivered since the last passed gate: found without reading every row
+    ("timestamptz '2025-04-02 02:00+00'", False),  # within 3 days of D
+    ("now()", False),
 ])
-def test_loaded_recently_judges_the_newest_load(newest_load, warns, wh):
+def test_loaded_recently_judges_the_newest_load(mark, newest_load, warns, wh):
+    """Whatever the last passed gate's delivery mark (the check looks at the rows delivered
+    since then first): the template's (now), an older one, none (every row delivered)."""
     name = "sales_lines.loaded_recently"
     execute(wh, "update raw.sales_lines set _loaded_at = timestamptz '2025-03-01 02:00+00'",
             f"update raw.sales_lines set _loaded_at = {newest_load} where line_id = {_some_line('true')}")
+    if mark == "before D - 3 days":
+        execute(wh, "update audit.validation_results set observed = jsonb_set(observed, '{delivery_mark}', "
+                    "to_jsonb(timestamptz '2025-03-10 02:00+00')) where suite = 'raw'")
+    elif mark == "no passed gate":
+        execute(wh, "delete from audit.validation_results where suite = 'raw'")
 
     result = run_gate(wh, "raw", AS_OF, None, "test-loaded-recently")
 

@@ -206,6 +206,49 @@ def test_the_runner_loop_is_airflows_with_a_shorter_pause(monkeypatch):
     assert airflows_pauses == [1, 1, 1] and ours_pauses == [0.2, 0.2, 0.2]
 
 
+def _loop_tree(function, names: dict[str, str], pause: str | None = None) -> str:
+    """``function``'s syntax tree without docstring and imports, ``names`` renamed, the
+    ``pause`` parameter read as Airflow's constant 1, ``contextlib.suppress`` as ``suppress``."""
+    import ast
+    import inspect
+    import textwrap
+
+    class Normalized(ast.NodeTransformer):
+        def visit_Import(self, node):
+            return None
+
+        visit_ImportFrom = visit_Import
+
+        def visit_Attribute(self, node):
+            if isinstance(node.value, ast.Name) and node.value.id == "contextlib":
+                return ast.Name(id=node.attr, ctx=node.ctx)
+            return self.generic_visit(node)
+
+        def visit_Name(self, node):
+            if node.id == pause:
+                return ast.Constant(value=1)
+            return ast.Name(id=names.get(node.id, node.id), ctx=node.ctx)
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    body = tree.body[0].body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        del body[0]  # the docstring
+    return ast.dump(Normalized().visit(tree))
+
+
+def test_the_runner_loop_is_airflows_statement_for_statement():
+    """The copy differs from Airflow's loop (3.3.2) in the pause only: same statements, same
+    order, same error handling and clean-up (comments aside)."""
+    import inspect
+
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    from winback.triggerer import runner_loop
+
+    airflows = inspect.unwrap(TriggerRunner.arun)
+    assert _loop_tree(runner_loop(0.2), {"airflow_log": "log"}, pause="pause_seconds") == _loop_tree(airflows, {})
+
+
 def test_the_runner_loop_installed_once_and_left_alone_when_airflows_changed(monkeypatch):
     from airflow.jobs.triggerer_job_runner import TriggerRunner
 
