@@ -24,6 +24,11 @@ from psycopg import sql
 # make the per-quarter models rebuild that quarter too (see BENCHMARKS.md).
 AS_OF = dt.date(2025, 5, 14)
 ROOT = Path(__file__).resolve().parents[1]
+# The sizes of the generated sales history, in lines (README: Benchmarks).
+SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
+# The entities whose extract bench.run times, in the nightly order (the DAGs also extract
+# the campaigns file: winback.tasks.extract.EXTRACT_ORDER; bench.run does not time it).
+EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
 
 
 def log(message: str) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import median
+from bench.common import EXTRACT_ORDER, SIZES, median
 
-SIZE_ORDER = ("S", "M", "L")
-EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
+SIZE_ORDER = tuple(SIZES)
 PARSE_GOAL_S = 0.5
 PHASE_ORDER = ("checksum (sha256 of the file)", "read + cut into chunks", "bulk path: key and indexes dropped",
                "bulk path: COPY into raw (waits for the checks)", "bulk path: key and indexes built again",

@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import baselines, dbt_runs, machine, report
-from bench.common import AS_OF, ROOT, Databases, log, median, repeat, run_worker, settle, timed
+from bench.common import AS_OF, EXTRACT_ORDER, ROOT, SIZES, Databases, log, median, repeat, run_worker, settle, timed
 
-SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
-EXTRACT_ORDER = ("managers", "clients", "sales_lines", "contacts")
 # What the nightly marts DAG builds; the KPI models (tag kpi) are built by the quarterly DAG.
 MARTS_SELECTION = ["tag:staging", "tag:intermediate", "tag:marts"]
 # The full refreshes and the nights share one dbt target directory, as a deployment's runs

@@ -35,10 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import AS_OF, ROOT, log
+from bench.common import AS_OF, ROOT, SIZES, log
 from winback.deployment import LocalApi, free_port
 
-SIZES = {"S": 100_000, "M": 1_000_000, "L": 10_000_000}
 TIMEOUT_S = 3600
 
 
