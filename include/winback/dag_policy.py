@@ -110,10 +110,11 @@ def dbt_operator_args(settings: Settings) -> dict[str, Any]:
     """Cosmos operator arguments of a dbt task: the user's metric overrides as dbt vars, and
     the run's as-of date (templated) in the environment, not as a var: the vars stay the same
     from night to night, so each task's dbt keeps its partial parse (macros/as_of_date.sql);
-    the :data:`DBT_POOL`. (A model or test task that starts in the triggerer takes no slot:
-    only a retry that runs dbt waits for one.)"""
-    from winback.dbt import AS_OF_ENV
+    the :data:`DBT_POOL`; no unit tests in the build (:data:`winback.dbt.PRODUCTION_BUILD_FLAGS`).
+    (A model or test task that starts in the triggerer takes no slot: only a retry that runs
+    dbt waits for one.)"""
+    from winback.dbt import AS_OF_ENV, PRODUCTION_BUILD_FLAGS
 
-    return {"vars": dict(settings.metric_overrides),
+    return {"vars": dict(settings.metric_overrides), "dbt_cmd_flags": list(PRODUCTION_BUILD_FLAGS),
             "env": {AS_OF_ENV: "{{ ti.xcom_pull(task_ids='resolve_as_of') }}"},
             "install_deps": False, "pool": DBT_POOL}

@@ -159,6 +159,13 @@ def test_dbt_runs_as_one_build_with_a_task_per_model_and_its_tests(dagbag, dag_i
     assert producer.invocation_mode == InvocationMode.DBT_RUNNER
     assert producer.upstream_task_ids == {"resolve_as_of"}
     assert "--resource-type" not in producer.add_cmd_flags(), "the producer's build must run the data tests"
+    # ... but not dbt's unit tests, in the build and in a model task's retry alike
+    from winback.dbt import PRODUCTION_BUILD_FLAGS
+
+    model_task = next(task for task in dag.tasks if isinstance(task, ModelBuildWatcher))
+    for task in (producer, model_task):
+        flags = task.dbt_cmd_flags
+        assert any(flags[i:i + 2] == list(PRODUCTION_BUILD_FLAGS) for i in range(len(flags))), task.task_id
     # its in-process build starts the longest chain first, as the pipeline's other dbt runs
     from winback import dbt_schedule
 

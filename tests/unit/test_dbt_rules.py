@@ -99,6 +99,19 @@ def test_a_model_without_a_grain_test_is_reported():
     assert rules(manifest) == {("grain_test", "int_a")}
 
 
+def test_a_unique_index_on_a_table_states_its_grain():
+    manifest = _clean()
+    del manifest["nodes"]["test.winback.unique_int_a_id"]
+    model = manifest["nodes"]["model.winback.int_a"]
+    model["config"] = {"materialized": "incremental", "indexes": [{"columns": ["id"], "unique": False}]}
+    assert rules(manifest) == {("grain_test", "int_a")}
+    model["config"]["indexes"].append({"columns": ["id", "day"], "unique": True})
+    assert rules(manifest) == set()
+    # a view has no index: its unique index config would state nothing
+    model["config"]["materialized"] = "view"
+    assert rules(manifest) == {("grain_test", "int_a")}
+
+
 def test_undocumented_columns_are_reported():
     manifest = _clean()
     manifest["nodes"]["model.winback.int_a"]["columns"] = {}

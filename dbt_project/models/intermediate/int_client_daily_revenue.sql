@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key=['client_id', 'order_date'],
         indexes=[
-            {'columns': ['client_id', 'order_date']},
+            {'columns': ['client_id', 'order_date'], 'unique': True},
             {'columns': ['processed_through']},
             {'columns': ['order_date']}
         ]
@@ -25,7 +25,8 @@
 -- processed_through: the high-water mark of int_sales_line_locations when the row was
 -- computed; the next incremental run starts from the maximum of it. The indexes serve
 -- the delete+insert, and the per-client models' change detection (processed_through,
--- order_date: macros/changed_clients.sql).
+-- order_date: macros/changed_clients.sql); the unique one is the model's grain, checked
+-- by PostgreSQL on every write (no grain test reads the table again).
 
 with
 

@@ -7,7 +7,7 @@
 
 {{
     config(
-        indexes=[{'columns': ['client_id', 'quarter_start']}, {'columns': ['quarter_start']}],
+        indexes=[{'columns': ['client_id', 'quarter_start'], 'unique': True}, {'columns': ['quarter_start']}],
         post_hook=["{{ delete_placeholders('quarter_start') }}"]
     )
 }}

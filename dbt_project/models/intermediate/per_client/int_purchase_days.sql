@@ -14,7 +14,7 @@
 
 {{
     config(
-        indexes=[{'columns': ['client_id']}, {'columns': ['purchase_date']}],
+        indexes=[{'columns': ['client_id', 'purchase_date'], 'unique': True}, {'columns': ['purchase_date']}],
         post_hook=["{{ delete_placeholders('purchase_date') }}"]
     )
 }}

@@ -18,7 +18,7 @@
 
 {{
     config(
-        indexes=[{'columns': ['quarter_end']}, {'columns': ['client_id', 'quarter_end']}],
+        indexes=[{'columns': ['quarter_end']}, {'columns': ['client_id', 'quarter_end'], 'unique': True}],
         post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]
     )
 }}

@@ -7,7 +7,12 @@
 --
 -- Incremental by quarter, like fct_client_segments (macros/changed_clients.sql).
 
-{{ config(post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]) }}
+{{
+    config(
+        indexes=[{'columns': ['quarter_end']}, {'columns': ['client_id', 'quarter_end', 'segmentation'], 'unique': True}],
+        post_hook=["{{ quarter_changes_post_hook(ref('int_quarters')) }}"]
+    )
+}}
 
 with
 
