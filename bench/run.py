@@ -298,12 +298,13 @@ class Bench:
 
     # ------------------------------------------------------------------------- Airflow
     def dag_overhead(self, name: str, warehouse: str, source: str, day: dt.date, target: Path) -> dict[str, Any]:
+        from winback.dbt import PRODUCTION_BUILD_FLAGS
         from winback.warehouse import airflow_conn_uri
 
         log(f"{name}: dbt run / dbt build of the marts DAG's selection, then one winback_marts DAG run")
         select = ["--select", *MARTS_SELECTION]
         run = dbt_runs.dbt(["run", *select], warehouse, day.isoformat(), target / "sel-run")
-        build = dbt_runs.dbt(["build", *select], warehouse, day.isoformat(), target / "sel-build")
+        build = dbt_runs.dbt(["build", *select, *PRODUCTION_BUILD_FLAGS], warehouse, day.isoformat(), target / "sel-build")
         env = {"WINBACK_WAREHOUSE_URL": warehouse, "WINBACK_SOURCE_URL": source,
                "AIRFLOW_CONN_WAREHOUSE": airflow_conn_uri(warehouse),
                "AIRFLOW_CONN_SALES_SOURCE": airflow_conn_uri(source)}

@@ -337,8 +337,13 @@ RAW_CORRUPTIONS = {
 Q = "date '2025-01-01'"
 FEBRUARY_LINE = _some_line("order_date = date '2025-02-03'")
 KPI_CORRUPTIONS = {
-    # The same client x day twice in the revenue every KPI is computed from.
+    # The same client x day twice in the revenue every KPI is computed from: a warehouse
+    # built before the table's unique index (dbt creates it with the table), so first
+    # without it; the gate's check backs the index up.
     "duplicated_daily_revenue_row": ([
+        "do $$ declare grain text; begin select indexrelid::regclass::text into strict grain from pg_index "
+        "where indrelid = 'intermediate.int_client_daily_revenue'::regclass and indisunique; "
+        "execute 'drop index ' || grain; end $$",
         "insert into intermediate.int_client_daily_revenue select * from intermediate.int_client_daily_revenue "
         "where order_date = date '2025-02-03' and net_amount > 0 limit 1"],
         "int_client_daily_revenue.one_row_per_client_day"),
