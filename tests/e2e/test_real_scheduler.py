@@ -145,14 +145,21 @@ def test_nightly_marts_and_quarterly_under_a_real_scheduler(executor, tmp_path):
         assert marts["run_type"] == "asset_triggered"
         assert marts["state"] == "success", marts
         # Its model tasks (a model and its data tests each) read the build's results in the
-        # triggerer and ended there (winback.dbt_watch): each first attempt has the triggerer's log.
+        # triggerer and ended there (winback.dbt_watch): no worker ran a first attempt (no
+        # worker log), and its trigger fired the success. Airflow writes a trigger's lines to
+        # the task's log (attempt=1.log.trigger.<id>.log), or to the triggerer's own log when
+        # the trigger ended before the triggerer handled its lines (seen on a slow machine).
         sensors = [t for t in api.task_instances("winback_marts", marts["dag_run_id"])
                    if t["task_id"].startswith("dbt.") and t["task_id"].endswith("_run")]
         assert len(sensors) >= 40 and all(t["state"] == "success" for t in sensors), sensors
         run_logs = airflow_home / "logs" / "dag_id=winback_marts" / f"run_id={marts['dag_run_id']}"
+        triggerer_log = (airflow_home / "components" / "triggerer.log").read_text(errors="replace")
         for task in sensors:
             logs = {p.name for p in (run_logs / f"task_id={task['task_id']}").glob("attempt=1.log*")}
-            assert any(".trigger." in name for name in logs), (task["task_id"], logs)
+            assert "attempt=1.log" not in logs, (task["task_id"], logs)
+            fired = re.escape(f"name='winback_marts/{marts['dag_run_id']}/{task['task_id']}/-1/1 ") + \
+                r"\(ID \d+\)' result=\"TriggerEvent<'success'>\""
+            assert any(".trigger." in name for name in logs) or re.search(fired, triggerer_log), (task["task_id"], logs)
 
         quarterly = api.call("/dags/winback_quarterly_kpis/dagRuns", {
             "logical_date": None, "conf": {"quarter": QUARTER.isoformat(), "reason": "real scheduler test"}})
