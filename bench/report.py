@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.common import EXTRACT_ORDER, SIZES, median
+from winback.cosmos_config import MARTS_SELECT
 
 SIZE_ORDER = tuple(SIZES)
 PARSE_GOAL_S = 0.5
@@ -462,9 +463,9 @@ def _airflow_section(results: dict[str, Any], sizes: list[tuple[str, dict[str, A
         per_build = (o["dag_wall"] - o["dbt_build_wall"]) / models
         out += [f"One real `winback_marts` run (`orchestration.run_dag`, i.e. `dag.test()`, in a child process) "
                 f"at size {name}, as of {o['day']}, on the warehouse the nightly runs left (no new lines), vs one "
-                "dbt invocation of the same selection (`--select tag:staging tag:intermediate tag:marts`) on the "
-                "same data. The DAG's one dbt build runs the models and their data tests (a task per model reads "
-                "both), so `dbt build` of the selection is the like-for-like figure; `dbt run` is the one the goal names.", ""]
+                f"dbt invocation of the same selection (`--select {' '.join(MARTS_SELECT)}`, unit tests left out as "
+                "in the DAG) on the same data. The DAG's one dbt build runs the models and their data tests (a task "
+                "per model reads both), so `dbt build` of the selection is the like-for-like figure; `dbt run` is the one the goal names.", ""]
         out += _table(["", "value"], [
             ["DAG run wall s (incl. DagBag parse of dags/)", f"{_s(o['dag_wall'])} (state {o['dag_state']})"],
             ["tasks: model / test / all", f"{o['model_tasks']} / {o['test_tasks']} / {o['tasks']}"],

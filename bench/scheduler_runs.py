@@ -120,9 +120,10 @@ def _phases(run: dict, ran: list[dict], producer: dict | None) -> dict[str, floa
 
 def _dbt_build(select: list[str], warehouse: str, target: Path, full_refresh: bool = False,
                as_of: dt.date = AS_OF, parsed: Path | None = None) -> dict[str, Any]:
-    """``dbt build`` of ``select`` as the DAGs run it (no unit tests), timed; from the partial parse in ``parsed`` (a user's
-    ``dbt build`` loads the project from the previous run's parse, as the DAGs' producers
-    do: a baseline that parsed the whole project would carry 4-5 s the DAG run does not)."""
+    """``dbt build`` of ``select`` as the DAGs run it (no unit tests), timed; from the partial
+    parse in ``parsed`` (a user's ``dbt build`` loads the project from the previous run's
+    parse, as the DAGs' producers do: a baseline that parsed the whole project would carry
+    4-5 s the DAG run does not)."""
     import shutil
 
     from bench.dbt_runs import dbt
